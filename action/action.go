@@ -1,0 +1,169 @@
+// Package action declares what an action is: its name, documentation, parameters,
+// output and the function that runs it. It is the leaf of flowrun's import graph and
+// uses the standard library only.
+//
+// A Spec is the single source of truth for an action: the loader checks a node's
+// `with:` against Spec.Params, the JSON Schema for workflow files derives each action's
+// `with:` schema from it, and `flowrun actions` and docs/actions.md are rendered from it.
+package action
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Spec declares one action. Built-in actions and actions registered by library users
+// are declared the same way.
+type Spec struct {
+	// Name is lower-case with dots, as written after `action:` (text.summarize).
+	Name string
+	// Summary is one line for listings.
+	Summary string
+	// Doc is the longer description, in Markdown.
+	Doc string
+	// Params are the action's `with:` parameters, in documentation order.
+	Params []Param
+	// OneOf lists groups of parameters of which at most one may be given
+	// (exactly one when the group is Required).
+	OneOf []OneOf
+	// Output describes the fields of the object the action returns.
+	Output []Field
+	// Examples show the action at work; a test runs every one.
+	Examples []Example
+	// Func runs one attempt of the action.
+	Func Func
+}
+
+// Func runs one attempt of an action. It must honour ctx: when ctx is done it returns
+// promptly. The returned object is what `output` holds in `update` and `set`; its
+// values are JSON types (see Call.Params). A returned *Error controls how retries and
+// error handlers see the failure; any other error is a retryable action error.
+type Func func(ctx context.Context, call *Call) (map[string]any, error)
+
+// Type is the type of a parameter or an output field, named as in JSON Schema, plus
+// "duration" (a string such as "150ms" or "2m") and "any".
+type Type string
+
+// The types of parameters and output fields.
+const (
+	String   Type = "string"
+	Number   Type = "number"
+	Integer  Type = "integer"
+	Boolean  Type = "boolean"
+	Array    Type = "array"
+	Object   Type = "object"
+	Duration Type = "duration"
+	Any      Type = "any"
+)
+
+// Param declares one `with:` parameter.
+type Param struct {
+	Name     string
+	Type     Type
+	Items    Type // element type when Type is Array; "" means any
+	Required bool
+	Default  any   // applied when the parameter is not given; nil means none
+	Enum     []any // allowed values, when the set is closed
+	Doc      string
+	// Secret parameters (API keys) are never shown in errors, logs or events.
+	Secret bool
+}
+
+// OneOf is a group of mutually exclusive parameters.
+type OneOf struct {
+	Params   []string
+	Required bool // exactly one must be given, not at most one
+}
+
+// Field describes one field of an action's output.
+type Field struct {
+	Name string
+	Type Type
+	Doc  string
+}
+
+// Example is a documented use of an action. With and Output are YAML texts so the
+// documentation shows them as a user writes them; Output is the exact result, or empty
+// when it cannot be pinned (it depends on a server or on time).
+type Example struct {
+	Summary string
+	With    string
+	Output  string
+}
+
+// Call is one attempt of an action.
+type Call struct {
+	// Params holds every declared parameter that was given or has a default, already
+	// checked against its declared type. Values are JSON types: string, bool, nil,
+	// int (integral numbers), float64, []any and map[string]any.
+	Params map[string]any
+	// Attempt counts from 1.
+	Attempt int
+	// Node is the name of the workflow node running the action.
+	Node string
+	// Item is the item's index path inside maps ("3", "3/0"), "" at top level.
+	Item string
+	// Env is the environment the run grants to actions.
+	Env *Env
+}
+
+// Env is what a run grants to its actions. One Env serves a whole workflow file; the
+// runtime makes it, and actions must not modify it.
+type Env struct {
+	// RunID identifies the run.
+	RunID string
+	// Dir is the directory of the workflow file; relative paths resolve against it.
+	Dir string
+	// AllowPaths are directories file actions may use besides Dir.
+	AllowPaths []string
+	// AllowExec permits the exec action.
+	AllowExec bool
+	// Getenv reads an environment variable; nil means os.Getenv.
+	Getenv func(string) string
+	// Log receives messages from actions (the log action, warnings); nil discards them.
+	Log func(level, msg string)
+	// HTTP is the client for network actions; nil means a default client.
+	HTTP *http.Client
+	// Sleep waits for d or until ctx is done; nil means a timer. Tests replace it.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Error is an action failure that says whether a retry may help, and carries details
+// that `retry.when` and `on_error` see as fields of `error`.
+type Error struct {
+	Msg string
+	// Permanent errors are not retried unless `retry.when` asks for it
+	// (an HTTP 404, a bad parameter); others are (a 503, a timeout).
+	Permanent bool
+	// Fields are extra fields of `error` in expressions, such as status or exit_code.
+	Fields map[string]any
+	// Err is the underlying error, if any.
+	Err error
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns a retryable action error.
+func Errorf(format string, args ...any) *Error {
+	err := fmt.Errorf(format, args...)
+	return &Error{Msg: err.Error(), Err: errorsUnwrap(err)}
+}
+
+// Permanentf returns an action error that is not retried by default.
+func Permanentf(format string, args ...any) *Error {
+	e := Errorf(format, args...)
+	e.Permanent = true
+	return e
+}
+
+func errorsUnwrap(err error) error {
+	if u, ok := err.(interface{ Unwrap() error }); ok {
+		return u.Unwrap()
+	}
+	return nil
+}

@@ -1,0 +1,242 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/spec"
+)
+
+// errTimeout is the cause of an attempt's context when the node's timeout ends it.
+var errTimeout = errors.New("attempt timed out")
+
+// invoke runs an action or sub-workflow node with its retry policy and returns its
+// output.
+func (c *chain) invoke(ctx context.Context, node *spec.Node, vars map[string]any) (map[string]any, error) {
+	var with map[string]any
+	if node.With != nil {
+		x, err := node.With.Eval(c.m, vars)
+		if err != nil {
+			return nil, &ItemError{Node: node, Kind: KindExpression, Err: err}
+		}
+		obj, ok := x.(map[string]any)
+		if !ok {
+			return nil, &ItemError{Node: node, Kind: KindExpression, Err: fmt.Errorf("%s: with gave %s, expected an object", node.With.Pos, describe(x))}
+		}
+		with = obj
+	}
+	if node.Action != nil {
+		params, err := node.Action.Bind(with)
+		if err != nil {
+			return nil, &ItemError{Node: node, Kind: KindAction, Attempts: 0, Err: fmt.Errorf("action %s: %w", node.Action.Name, err)}
+		}
+		with = params
+	}
+	for attempt := 1; ; attempt++ {
+		out, err := c.attempt(ctx, node, with, attempt)
+		if err == nil {
+			return out, nil
+		}
+		ie := err.(*ItemError)
+		ie.Attempts = attempt
+		if ctx.Err() != nil {
+			ie.Kind, ie.Err = KindCancel, context.Cause(ctx)
+			return nil, ie
+		}
+		retry, err := c.shouldRetry(node, ie, vars)
+		if err != nil {
+			return nil, err
+		}
+		if !retry {
+			return nil, ie
+		}
+		d := backoff(node.Retry, attempt, c.r.id+"/"+c.path+"/"+node.Name)
+		c.r.emit(Event{Type: ItemRetrying, Workflow: c.wf.Name, Node: node.Name, Item: c.path, At: node.Name,
+			Attempt: attempt, DelayMS: ms(d), ErrorKind: ie.Kind, Error: ie.Err.Error()})
+		c.r.retried()
+		if err := sleep(ctx, d); err != nil {
+			ie.Kind, ie.Err = KindCancel, err
+			return nil, ie
+		}
+	}
+}
+
+// attempt runs the node once, bounded by its timeout, turning a panic into an error.
+// The action runs in a goroutine of its own so that a timeout or cancellation ends
+// the attempt even when the action ignores its context; it keeps its run-wide slot
+// until it really returns.
+func (c *chain) attempt(ctx context.Context, node *spec.Node, with map[string]any, attempt int) (map[string]any, error) {
+	actx, cancel := ctx, context.CancelFunc(func() {})
+	if node.Timeout > 0 {
+		actx, cancel = context.WithTimeoutCause(ctx, node.Timeout, errTimeout)
+	}
+	defer cancel()
+	if node.Kind == spec.WorkflowNode {
+		out, err := c.subWorkflow(actx, node, with)
+		if err != nil {
+			return nil, c.classify(node, actx, err)
+		}
+		return out, nil
+	}
+	select {
+	case c.r.slots <- struct{}{}:
+	case <-actx.Done():
+		return nil, c.classify(node, actx, context.Cause(actx))
+	}
+	type result struct {
+		out map[string]any
+		err error
+	}
+	done := make(chan result, 1)
+	call := &action.Call{Params: with, Attempt: attempt, Node: node.Name, Item: c.path, Env: c.env}
+	go func() {
+		defer func() { <-c.r.slots }()
+		defer func() {
+			if p := recover(); p != nil {
+				done <- result{err: &panicError{value: p, stack: debug.Stack()}}
+			}
+		}()
+		out, err := node.Action.Func(actx, call)
+		done <- result{out, err}
+	}()
+	var res result
+	select {
+	case res = <-done:
+	case <-actx.Done():
+		res.err = context.Cause(actx)
+	}
+	if res.err != nil {
+		return nil, c.classify(node, actx, res.err)
+	}
+	out, err := spec.Normalize(res.out)
+	if err != nil {
+		return nil, &ItemError{Node: node, Kind: KindAction, Err: fmt.Errorf("action %s returned %v", node.Action.Name, err)}
+	}
+	obj, _ := out.(map[string]any)
+	if obj == nil {
+		obj = map[string]any{}
+	}
+	return obj, nil
+}
+
+// classify names the kind of a failed attempt.
+func (c *chain) classify(node *spec.Node, actx context.Context, err error) *ItemError {
+	var pe *panicError
+	switch {
+	case errors.As(err, &pe):
+		return &ItemError{Node: node, Kind: KindPanic, Err: pe}
+	case errors.Is(context.Cause(actx), errTimeout):
+		return &ItemError{Node: node, Kind: KindTimeout, Err: fmt.Errorf("timed out after %s", node.Timeout)}
+	case actx.Err() != nil:
+		return &ItemError{Node: node, Kind: KindCancel, Err: context.Cause(actx)}
+	}
+	var ie *ItemError
+	if errors.As(err, &ie) && node.Kind == spec.WorkflowNode {
+		return &ItemError{Node: node, Kind: KindAction, Err: fmt.Errorf("workflow %s: %w", node.WorkflowRef, err)}
+	}
+	return asItemError(node, KindAction, err)
+}
+
+// shouldRetry applies the node's retry policy to a failed attempt.
+func (c *chain) shouldRetry(node *spec.Node, ie *ItemError, vars map[string]any) (bool, error) {
+	rp := node.Retry
+	if rp == nil || ie.Attempts >= rp.MaxAttempts || ie.Kind == KindCancel {
+		return false, nil
+	}
+	if rp.When == nil {
+		var ae *action.Error
+		return !errors.As(ie.Err, &ae) || !ae.Permanent, nil
+	}
+	v := make(map[string]any, len(vars)+1)
+	for k, x := range vars {
+		v[k] = x
+	}
+	v["error"] = ie.vars()
+	x, err := rp.When.Eval(c.m, v)
+	if err != nil {
+		return false, &ItemError{Node: node, Kind: KindExpression, Err: err}
+	}
+	b, ok := x.(bool)
+	if !ok {
+		return false, &ItemError{Node: node, Kind: KindExpression, Err: fmt.Errorf(
+			"%s: retry.when gave %s, expected true or false", rp.When.Pos, describe(x))}
+	}
+	return b, nil
+}
+
+// backoff is the wait after the given failed attempt: delay × backoff^(attempt-1),
+// capped at max_delay; with jitter, a random point between half and all of it,
+// drawn from a generator seeded by the run, item, node and attempt, so a run's
+// waits are reproducible.
+func backoff(rp *spec.Retry, attempt int, key string) time.Duration {
+	d := float64(rp.Delay) * math.Pow(rp.Backoff, float64(attempt-1))
+	if max := float64(rp.MaxDelay); rp.MaxDelay > 0 && d > max {
+		d = max
+	}
+	if rp.Jitter && d > 0 {
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%s#%d", key, attempt)
+		rng := rand.New(rand.NewPCG(h.Sum64(), 0x5eed))
+		d = d/2 + rng.Float64()*d/2
+	}
+	return time.Duration(d)
+}
+
+// subWorkflow runs a workflow node's sub-workflow and returns its result.
+func (c *chain) subWorkflow(ctx context.Context, node *spec.Node, with map[string]any) (map[string]any, error) {
+	sub := node.Workflow
+	inputs, err := CheckInputs(sub, with)
+	if err != nil {
+		return nil, &ItemError{Node: node, Kind: KindState, Err: fmt.Errorf("inputs of workflow %s: %w", node.WorkflowRef, err)}
+	}
+	st, err := c.r.workflow(ctx, sub, inputs, c.path)
+	if err != nil {
+		return nil, err
+	}
+	out, _ := outputOf(sub, st)
+	return out, nil
+}
+
+// panicError is an action that panicked.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (e *panicError) Error() string {
+	return fmt.Sprintf("action panicked: %v%s", e.value, panicSite(e.stack))
+}
+
+// panicSite names the function that panicked, from the stack, for the report.
+func panicSite(stack []byte) string {
+	lines := strings.Split(string(stack), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "panic(") && i+2 < len(lines) {
+			fn := lines[i+2]
+			if p := strings.LastIndex(fn, "("); p > 0 {
+				fn = fn[:p]
+			}
+			return " (in " + strings.TrimSpace(fn) + ")"
+		}
+	}
+	return ""
+}
+
+// handled records an error that on_error dealt with.
+func (r *run) handled(node *spec.Node, path string, ie *ItemError) {
+	f := Failure{Item: path, Kind: ie.Kind, Attempts: ie.Attempts, Error: ie.Err.Error(), Tolerated: true}
+	if node != nil {
+		f.Node, f.Pos = node.Name, node.Pos.String()
+	}
+	r.fail(f)
+}
+
+func (r *run) retried() { r.retries.Add(1) }

@@ -1,0 +1,244 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/spec"
+)
+
+// chain runs nodes one after another from a start node, following next: a
+// workflow's top-level chain, an item's chain inside a map, or a parallel branch.
+//
+// At top level (st != nil) updates apply to the live state at once, and each node
+// sees the state as its predecessors left it. Inside an item, every node sees the
+// snapshot taken when the outermost map started, and updates wait in buf until the
+// map merges the item, in item order.
+type chain struct {
+	r   *run
+	wf  *spec.Workflow
+	env *action.Env
+	m   *vm.VM
+
+	st   *state         // top level: the live state
+	snap map[string]any // inside an item: the snapshot
+	buf  []update       // inside an item: updates waiting for the merge
+
+	input any            // inside an item: the with payload
+	set   map[string]any // values from set, seen as input.<name>
+	path  string         // the item's index path; "" at top level
+	steps int
+}
+
+// stateView is the state this chain's expressions see now.
+func (c *chain) stateView() map[string]any {
+	if c.st != nil {
+		return c.st.view()
+	}
+	return c.snap
+}
+
+// inputView is the `input` variable: the state at top level, the with payload in
+// an item, plus earlier set values.
+func (c *chain) inputView() any {
+	in := c.input
+	if c.st != nil {
+		in = c.st.view()
+	}
+	if len(c.set) == 0 {
+		return in
+	}
+	base, _ := in.(map[string]any)
+	merged := make(map[string]any, len(base)+len(c.set))
+	for k, v := range base {
+		merged[k] = v
+	}
+	for k, v := range c.set {
+		merged[k] = v
+	}
+	return merged
+}
+
+// vars returns fresh variables for one node's expressions.
+func (c *chain) vars() map[string]any {
+	return map[string]any{"state": c.stateView(), "input": c.inputView(), "run": c.r.runVar, "env": c.r.envFn}
+}
+
+func (c *chain) run(ctx context.Context, start *spec.Node) error {
+	for node := start; node != nil; {
+		if err := context.Cause(ctx); err != nil && ctx.Err() != nil {
+			return &ItemError{Node: node, Kind: KindCancel, Attempts: 0, Err: err}
+		}
+		c.steps++
+		if c.steps > c.wf.Limits.MaxSteps {
+			return &ItemError{Node: node, Kind: KindLimit, Err: fmt.Errorf(
+				"more than %d steps in one chain: is next looping? raise limits.max_steps if the loop is meant", c.wf.Limits.MaxSteps)}
+		}
+		next, err := c.step(ctx, node)
+		var skip errSkip
+		if errors.As(err, &skip) && c.st != nil {
+			// At top level, skip ends the chain; the node's updates are dropped.
+			c.r.handled(node, c.path, skip.cause)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		node = next
+	}
+	return nil
+}
+
+// step runs one node and returns the next one (nil: the chain ends).
+func (c *chain) step(ctx context.Context, node *spec.Node) (*spec.Node, error) {
+	// Top-level nodes have node events; maps and parallels have theirs at any depth.
+	if c.st != nil && c.r.obs != nil && node.Kind != spec.MapNode && node.Kind != spec.ParallelNode {
+		start := c.r.now()
+		c.r.emit(Event{Type: NodeStarted, Workflow: c.wf.Name, Node: node.Name, Item: c.path})
+		defer func() {
+			c.r.emit(Event{Type: NodeFinished, Workflow: c.wf.Name, Node: node.Name, Item: c.path, DurationMS: ms(c.r.now().Sub(start))})
+		}()
+	}
+	switch node.Kind {
+	case spec.MapNode, spec.ParallelNode:
+		if err := c.fanOut(ctx, node); err != nil {
+			return nil, err
+		}
+		return c.follow(node, node.Next, c.vars())
+	case spec.PassNode:
+		vars := c.vars()
+		if err := c.assign(node, node.Update, node.Set, vars); err != nil {
+			return nil, err
+		}
+		return c.follow(node, node.Next, c.refresh(vars))
+	}
+	vars := c.vars()
+	out, err := c.invoke(ctx, node, vars)
+	if err != nil {
+		ie := asItemError(node, KindAction, err)
+		if ie.Kind == KindCancel || node.OnError == nil || node.OnError.Mode == spec.Fail {
+			return nil, ie
+		}
+		if node.OnError.Mode == spec.Skip {
+			return nil, errSkip{ie}
+		}
+		vars["error"] = ie.vars()
+		if err := c.assign(node, node.OnError.Update, node.OnError.Set, vars); err != nil {
+			return nil, err
+		}
+		c.r.handled(node, c.path, ie)
+		return c.follow(node, node.OnError.Next, c.refresh(vars))
+	}
+	vars["output"] = out
+	if err := c.assign(node, node.Update, node.Set, vars); err != nil {
+		return nil, err
+	}
+	return c.follow(node, node.Next, c.refresh(vars))
+}
+
+// errSkip ends an item without its updates (on_error: skip).
+type errSkip struct{ cause *ItemError }
+
+func (e errSkip) Error() string { return "skipped after: " + e.cause.Error() }
+
+// refresh updates vars after this node's own updates: at top level, next sees them.
+func (c *chain) refresh(vars map[string]any) map[string]any {
+	if c.st != nil {
+		vars["state"] = c.st.view()
+	}
+	vars["input"] = c.inputView()
+	return vars
+}
+
+// assign evaluates a node's update and set entries against the same variables, then
+// applies (top level) or buffers (in an item) the updates.
+func (c *chain) assign(node *spec.Node, updates, sets []spec.Assign, vars map[string]any) error {
+	var pending []update
+	if c.st != nil && len(updates) > 0 {
+		pending = make([]update, 0, len(updates))
+	}
+	for _, a := range updates {
+		v, err := a.Value.Eval(c.m, vars)
+		if err != nil {
+			return &ItemError{Node: node, Kind: KindExpression, Err: err}
+		}
+		if t := a.Field.UpdateType(); t != nil {
+			if msg := t.Check(v); msg != "" {
+				return &ItemError{Node: node, Kind: KindState, Err: fmt.Errorf("%s: update of state field %q (%s, reducer %s): %s",
+					a.Pos, a.Field.Name, a.Field.Type.Noun(), a.Field.Reducer.Name, msg)}
+			}
+		}
+		if c.st != nil {
+			pending = append(pending, update{field: a.Field, value: v})
+		} else {
+			c.buf = append(c.buf, update{field: a.Field, value: v})
+		}
+	}
+	var newSet map[string]any
+	for _, a := range sets {
+		v, err := a.Value.Eval(c.m, vars)
+		if err != nil {
+			return &ItemError{Node: node, Kind: KindExpression, Err: err}
+		}
+		if newSet == nil {
+			newSet = make(map[string]any, len(c.set)+len(sets))
+			for k, x := range c.set {
+				newSet[k] = x
+			}
+		}
+		newSet[a.Name] = v
+	}
+	if newSet != nil {
+		if _, isObj := c.input.(map[string]any); c.st == nil && c.input != nil && !isObj {
+			return &ItemError{Node: node, Kind: KindExpression, Err: fmt.Errorf(
+				"set needs the item's input to be an object, but it is %s: give the map an object `with`", describe(c.input))}
+		}
+		c.set = newSet
+	}
+	for _, u := range pending {
+		if err := c.st.apply(c.m, u); err != nil {
+			return &ItemError{Node: node, Kind: KindState, Err: err}
+		}
+	}
+	return nil
+}
+
+// follow picks the next node from next's cases; no match ends the chain.
+func (c *chain) follow(node *spec.Node, next *spec.Next, vars map[string]any) (*spec.Node, error) {
+	if next == nil {
+		return nil, nil
+	}
+	to, ok, err := pick(c.m, next.Cases, vars)
+	if err != nil {
+		return nil, &ItemError{Node: node, Kind: KindExpression, Err: err}
+	}
+	if !ok {
+		return nil, nil
+	}
+	return to, nil
+}
+
+// pick returns the target of the first case whose condition holds.
+func pick(m *vm.VM, cases []spec.Case, vars map[string]any) (*spec.Node, bool, error) {
+	for _, cs := range cases {
+		if cs.When == nil {
+			return cs.To, true, nil
+		}
+		v, err := cs.When.Eval(m, vars)
+		if err != nil {
+			return nil, false, err
+		}
+		b, isBool := v.(bool)
+		if !isBool {
+			return nil, false, fmt.Errorf("%s: condition %q gave %s, expected true or false", cs.When.Pos, cs.When.Src, describe(v))
+		}
+		if b {
+			return cs.To, true, nil
+		}
+	}
+	return nil, false, nil
+}

@@ -1,0 +1,149 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/spec"
+)
+
+// Kinds of item errors, as `error.kind` shows them to retry.when and on_error.
+const (
+	KindAction     = "action"     // the action returned an error
+	KindTimeout    = "timeout"    // an attempt ran past the node's timeout
+	KindPanic      = "panic"      // the action panicked
+	KindCancel     = "cancel"     // the run or the map was cancelled
+	KindExpression = "expression" // an expression failed at run time
+	KindState      = "state"      // an update did not fit its state field
+	KindRoute      = "route"      // no route case matched an item
+	KindMap        = "map"        // a nested map failed
+	KindLimit      = "limit"      // a limit was reached (max_steps, max_items)
+)
+
+// ItemError is the failure of one item's chain (or of a top-level node).
+type ItemError struct {
+	Node     *spec.Node // the node that failed
+	Kind     string
+	Attempts int
+	Err      error
+	// Fields are extra details for error.<name> (an HTTP status, an exit code).
+	Fields map[string]any
+}
+
+func (e *ItemError) Error() string {
+	where := ""
+	if e.Node != nil {
+		where = fmt.Sprintf("%s: node %q: ", e.Node.Pos, e.Node.Name)
+	}
+	return where + e.Err.Error()
+}
+
+func (e *ItemError) Unwrap() error { return e.Err }
+
+// vars returns the error as the `error` variable of expressions.
+func (e *ItemError) vars() map[string]any {
+	v := map[string]any{"kind": e.Kind, "message": e.Err.Error(), "attempt": e.Attempts, "attempts": e.Attempts}
+	if e.Node != nil {
+		v["node"] = e.Node.Name
+	}
+	for k, x := range e.Fields {
+		if _, taken := v[k]; !taken {
+			v[k] = x
+		}
+	}
+	return v
+}
+
+// asItemError wraps err as an ItemError of the given kind unless it is one already.
+func asItemError(node *spec.Node, kind string, err error) *ItemError {
+	var ie *ItemError
+	if errors.As(err, &ie) {
+		return ie
+	}
+	var ae *action.Error
+	fields := map[string]any(nil)
+	if errors.As(err, &ae) {
+		fields = ae.Fields
+	}
+	return &ItemError{Node: node, Kind: kind, Attempts: 1, Err: err, Fields: fields}
+}
+
+// Failure is a failed item of a run, reported at its end.
+type Failure struct {
+	Map       string `json:"map,omitempty"`  // the map (or parallel) node the item belongs to
+	Item      string `json:"item,omitempty"` // the item's index path: "3", or "3/0" when nested
+	Node      string `json:"node"`           // the node where it failed
+	Pos       string `json:"pos,omitempty"`
+	Kind      string `json:"kind"`
+	Attempts  int    `json:"attempts"`
+	Error     string `json:"error"`
+	Tolerated bool   `json:"tolerated,omitempty"` // within max_failures: the run went on
+}
+
+// RunError is a run that failed. Its Failures list every failed item, tolerated
+// ones included.
+type RunError struct {
+	Err      error
+	Failures []Failure
+}
+
+func (e *RunError) Error() string { return e.Err.Error() }
+
+func (e *RunError) Unwrap() error { return e.Err }
+
+// Report writes the failed items, one line each, in item order.
+func Report(failures []Failure) string {
+	if len(failures) == 0 {
+		return ""
+	}
+	sorted := append([]Failure(nil), failures...)
+	sort.SliceStable(sorted, func(i, j int) bool { return pathLess(sorted[i].Item, sorted[j].Item) })
+	var b strings.Builder
+	failed, tolerated := 0, 0
+	for _, f := range sorted {
+		if f.Tolerated {
+			tolerated++
+		} else {
+			failed++
+		}
+	}
+	fmt.Fprintf(&b, "failed items: %d", failed)
+	if tolerated > 0 {
+		fmt.Fprintf(&b, " (and %d tolerated)", tolerated)
+	}
+	b.WriteString("\n")
+	for _, f := range sorted {
+		item := f.Item
+		if item == "" {
+			item = "-"
+		}
+		tag := ""
+		if f.Tolerated {
+			tag = " (tolerated)"
+		}
+		plural := "s"
+		if f.Attempts == 1 {
+			plural = ""
+		}
+		fmt.Fprintf(&b, "  node %s item %s%s: %d attempt%s, %s: %s\n", f.Node, item, tag, f.Attempts, plural, f.Kind, f.Error)
+	}
+	return b.String()
+}
+
+// pathLess orders index paths numerically: "2" < "10", "3" < "3/0".
+func pathLess(a, b string) bool {
+	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		if as[i] == bs[i] {
+			continue
+		}
+		if len(as[i]) != len(bs[i]) {
+			return len(as[i]) < len(bs[i])
+		}
+		return as[i] < bs[i]
+	}
+	return len(as) < len(bs)
+}

@@ -1,0 +1,74 @@
+package runtime
+
+import (
+	"time"
+)
+
+// Event types.
+const (
+	RunStarted   = "run.started"
+	NodeStarted  = "node.started"
+	ItemStarted  = "item.started"
+	ItemRetrying = "item.retrying"
+	ItemFailed   = "item.failed"
+	ItemFinished = "item.finished"
+	NodeFinished = "node.finished"
+	RunFinished  = "run.finished"
+)
+
+// Event is one thing that happened in a run. Node events are emitted for top-level
+// nodes and for every map or parallel node at any depth; item events for every item
+// of a map (Node is the map node, Item its index path).
+type Event struct {
+	Type  string    `json:"type"`
+	Time  time.Time `json:"time"`
+	RunID string    `json:"run_id"`
+	// Workflow is the name of the workflow the node belongs to (sub-workflows differ
+	// from the run's).
+	Workflow string `json:"workflow,omitempty"`
+	Node     string `json:"node,omitempty"`
+	// Item is the index path of the item: "3", or "3/0" for item 0 of a map inside
+	// item 3. On node events it is the path of the item the node runs in.
+	Item string `json:"item,omitempty"`
+	// Parent is the map node whose item runs this node (nested fan-out), if any.
+	Parent string `json:"parent,omitempty"`
+	// At is the node inside the item's chain where an attempt failed.
+	At      string `json:"at,omitempty"`
+	Attempt int    `json:"attempt,omitempty"`
+	// Items is the number of items a map node fans out to (node.started).
+	Items int `json:"items,omitempty"`
+	// DurationMS is how long the node, item or run took (finished and failed events).
+	DurationMS float64 `json:"duration_ms,omitempty"`
+	// DelayMS is the wait before the next attempt (item.retrying).
+	DelayMS   float64 `json:"delay_ms,omitempty"`
+	ErrorKind string  `json:"error_kind,omitempty"`
+	Error     string  `json:"error,omitempty"`
+	// Tolerated marks a failed item within the map's max_failures.
+	Tolerated bool `json:"tolerated,omitempty"`
+	// Status ends a run: succeeded, failed or interrupted.
+	Status string `json:"status,omitempty"`
+}
+
+// Observer receives a run's events. Calls come from many goroutines at once and
+// must return quickly; the run waits for them. An Observer must not keep the Event
+// past the call.
+type Observer interface {
+	Observe(e *Event)
+}
+
+// ObserverFunc adapts a function to Observer.
+type ObserverFunc func(e *Event)
+
+// Observe calls f(e).
+func (f ObserverFunc) Observe(e *Event) { f(e) }
+
+func (r *run) emit(e Event) {
+	if r.obs == nil {
+		return
+	}
+	e.Time = r.now()
+	e.RunID = r.id
+	r.obs.Observe(&e)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,349 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/spec"
+)
+
+// fanout runs the items of one map (or the branches of one parallel) node: a fixed
+// pool of workers pulls item indices one at a time, so a million items cost a
+// million small steps and never a million goroutines; finished items are merged into
+// the enclosing chain strictly in item order.
+type fanout struct {
+	c     *chain
+	node  *spec.Node
+	tasks tasks
+	snap  map[string]any // the state every item reads
+	input any            // the enclosing chain's input, seen by route and with
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	next   atomic.Int64
+
+	maxFailures int     // -1: no count limit
+	maxRatio    float64 // -1: no ratio limit
+
+	mu        sync.Mutex
+	mergeVM   *vm.VM // the merge runs on whichever worker completes the prefix
+	order     reorder
+	failures  []Failure
+	stopped   error // why the map stopped early
+	mergeErr  error
+	cancelled int
+}
+
+// itemResult is a finished item.
+type itemResult struct {
+	updates []update
+	err     *ItemError
+	skipped bool
+}
+
+// fanOut runs a map or parallel node in chain c and merges its items into c.
+func (c *chain) fanOut(ctx context.Context, node *spec.Node) error {
+	vars := c.vars()
+	fo := &fanout{c: c, node: node, snap: c.stateView(), input: vars["input"], maxFailures: 0, maxRatio: -1, mergeVM: &vm.VM{}}
+	conc := len(node.Parallel)
+	if mp := node.Map; mp != nil {
+		var err error
+		if fo.tasks, err = c.planTasks(mp, vars); err != nil {
+			return &ItemError{Node: node, Kind: KindExpression, Err: err}
+		}
+		if n := fo.tasks.len(); n > c.wf.Limits.MaxItems {
+			return &ItemError{Node: node, Kind: KindLimit, Err: fmt.Errorf(
+				"the map fans out to %d items; limits.max_items is %d", n, c.wf.Limits.MaxItems)}
+		}
+		conc = cap(c.r.slots)
+		if mp.Concurrency != nil {
+			if conc, err = c.r.count(mp.Concurrency, vars, 1); err != nil {
+				return &ItemError{Node: node, Kind: KindExpression, Err: err}
+			}
+		}
+		if err := fo.thresholds(mp, vars); err != nil {
+			return &ItemError{Node: node, Kind: KindExpression, Err: err}
+		}
+	} else {
+		fo.tasks = tasks{n: len(node.Parallel)}
+	}
+	n := fo.tasks.len()
+	start := c.r.now()
+	c.r.emit(Event{Type: NodeStarted, Workflow: c.wf.Name, Node: node.Name, Item: c.path, Items: n})
+
+	fo.ctx, fo.cancel = context.WithCancelCause(ctx)
+	defer fo.cancel(nil)
+	workers := min(conc, n)
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fo.work(&vm.VM{})
+		}()
+	}
+	if workers > 0 {
+		fo.work(c.m) // this goroutine is a worker too
+	}
+	wg.Wait()
+
+	err := fo.finish(ctx)
+	ev := Event{Type: NodeFinished, Workflow: c.wf.Name, Node: node.Name, Item: c.path, Items: n, DurationMS: ms(c.r.now().Sub(start))}
+	if err != nil {
+		ev.Error = err.Error()
+	}
+	c.r.emit(ev)
+	return err
+}
+
+// thresholds reads max_failures and max_failure_ratio. With only a ratio, the ratio
+// alone decides; with neither, one failure fails the map.
+func (fo *fanout) thresholds(mp *spec.Map, vars map[string]any) error {
+	c := fo.c
+	if mp.MaxFailureRatio != nil {
+		x, err := mp.MaxFailureRatio.Eval(c.m, vars)
+		if err != nil {
+			return err
+		}
+		r, ok := action.Float(x)
+		if !ok || r < 0 || r > 1 {
+			return fmt.Errorf("%s: max_failure_ratio: expected a fraction from 0 to 1, got %s", mp.MaxFailureRatio.Pos, describe(x))
+		}
+		fo.maxRatio, fo.maxFailures = r, -1
+	}
+	if mp.MaxFailures != nil {
+		n, err := c.r.count(mp.MaxFailures, vars, 0)
+		if err != nil {
+			return err
+		}
+		fo.maxFailures = n
+	}
+	return nil
+}
+
+// exceeded reports whether the failures so far fail the map.
+func (fo *fanout) exceeded(failed int) bool {
+	if fo.maxFailures >= 0 && failed > fo.maxFailures {
+		return true
+	}
+	return fo.maxRatio >= 0 && float64(failed) > fo.maxRatio*float64(fo.tasks.len())
+}
+
+// work runs items until there are none left or the map stops.
+func (fo *fanout) work(m *vm.VM) {
+	n := int64(fo.tasks.len())
+	vars := map[string]any{"run": fo.c.r.runVar, "env": fo.c.r.envFn, "state": fo.snap, "input": fo.input}
+	for fo.ctx.Err() == nil {
+		i := fo.next.Add(1) - 1
+		if i >= n {
+			return
+		}
+		res := fo.item(m, vars, int(i))
+		fo.done(int(i), res)
+	}
+}
+
+// item runs item i's chain.
+func (fo *fanout) item(m *vm.VM, vars map[string]any, i int) (res *itemResult) {
+	c, r := fo.c, fo.c.r
+	path := strconv.Itoa(i)
+	if c.path != "" {
+		path = c.path + "/" + path
+	}
+	var start = r.now()
+	if r.obs != nil {
+		r.emit(Event{Type: ItemStarted, Workflow: c.wf.Name, Node: fo.node.Name, Item: path})
+		defer func() { fo.itemEvent(res, path, start) }()
+	}
+	ch := &chain{r: r, wf: c.wf, env: c.env, m: m, snap: fo.snap, path: path}
+	var target *spec.Node
+	if mp := fo.node.Map; mp != nil {
+		item := fo.tasks.at(i)
+		vars[mp.As], vars["index"] = item, i
+		to, ok, err := pick(m, mp.Route, vars)
+		if err != nil {
+			return &itemResult{err: &ItemError{Node: fo.node, Kind: KindExpression, Err: err}}
+		}
+		if !ok {
+			return &itemResult{err: &ItemError{Node: fo.node, Kind: KindRoute, Err: fmt.Errorf(
+				"no route case matched item %d: add a last case without when (to a worker, or to END to drop such items)", i)}}
+		}
+		if to == nil {
+			return &itemResult{skipped: true} // routed to END
+		}
+		target = to
+		if mp.With != nil {
+			if ch.input, err = mp.With.Eval(m, vars); err != nil {
+				return &itemResult{err: &ItemError{Node: fo.node, Kind: KindExpression, Err: err}}
+			}
+		} else {
+			ch.input = map[string]any{mp.As: item, "index": i}
+		}
+	} else {
+		target, ch.input = fo.node.Parallel[i], fo.input
+	}
+	err := ch.run(fo.ctx, target)
+	if err == nil {
+		return &itemResult{updates: ch.buf}
+	}
+	var skip errSkip
+	if errors.As(err, &skip) {
+		r.handled(skip.cause.Node, path, skip.cause)
+		return &itemResult{skipped: true}
+	}
+	return &itemResult{err: asItemError(target, KindAction, err)}
+}
+
+func (fo *fanout) itemEvent(res *itemResult, path string, start time.Time) {
+	r := fo.c.r
+	ev := Event{Type: ItemFinished, Workflow: fo.c.wf.Name, Node: fo.node.Name, Item: path, DurationMS: ms(r.now().Sub(start))}
+	if res.err != nil {
+		if res.err.Kind == KindCancel && fo.ctx.Err() != nil {
+			return // cancelled, not failed: the node's event says why
+		}
+		ev.Type, ev.ErrorKind, ev.Error, ev.Attempt = ItemFailed, res.err.Kind, res.err.Err.Error(), res.err.Attempts
+		if res.err.Node != nil {
+			ev.At = res.err.Node.Name
+		}
+		fo.mu.Lock()
+		ev.Tolerated = fo.stopped == nil && !fo.exceeded(len(fo.failures))
+		fo.mu.Unlock()
+	}
+	r.emit(ev)
+}
+
+// done records a finished item and merges every item now complete in order.
+func (fo *fanout) done(i int, res *itemResult) {
+	fo.mu.Lock()
+	defer fo.mu.Unlock()
+	if res.err != nil {
+		if res.err.Kind == KindCancel && fo.ctx.Err() != nil {
+			fo.cancelled++
+			return // left out of the merge: the map or the run has stopped
+		}
+		f := fo.failure(i, res.err)
+		fo.failures = append(fo.failures, f)
+		res.updates = nil
+		if fo.stopped == nil && fo.exceeded(len(fo.failures)) {
+			fo.stopped = fo.tooMany()
+			fo.cancel(fo.stopped)
+		}
+	}
+	fo.order.put(i, res)
+	for {
+		next, ok := fo.order.pop()
+		if !ok {
+			return
+		}
+		if fo.mergeErr == nil {
+			fo.merge(next)
+		}
+	}
+}
+
+func (fo *fanout) failure(i int, e *ItemError) Failure {
+	path := strconv.Itoa(i)
+	if fo.c.path != "" {
+		path = fo.c.path + "/" + path
+	}
+	f := Failure{Map: fo.node.Name, Item: path, Kind: e.Kind, Attempts: e.Attempts, Error: e.Err.Error()}
+	if e.Node != nil {
+		f.Node, f.Pos = e.Node.Name, e.Node.Pos.String()
+	}
+	return f
+}
+
+func (fo *fanout) tooMany() error {
+	n, total := len(fo.failures), fo.tasks.len()
+	limit := fmt.Sprintf("max_failures is %d", fo.maxFailures)
+	switch {
+	case fo.maxFailures < 0:
+		limit = fmt.Sprintf("max_failure_ratio is %g", fo.maxRatio)
+	case fo.maxRatio >= 0:
+		limit = fmt.Sprintf("max_failures is %d and max_failure_ratio %g", fo.maxFailures, fo.maxRatio)
+	}
+	return fmt.Errorf("%d of %d items failed; %s", n, total, limit)
+}
+
+// merge hands one item's updates to the enclosing chain: applied to the live state
+// at top level, appended to the item's own pending updates when nested.
+func (fo *fanout) merge(res *itemResult) {
+	c := fo.c
+	if c.st == nil {
+		c.buf = append(c.buf, res.updates...)
+		return
+	}
+	for _, u := range res.updates {
+		if err := c.st.apply(fo.mergeVM, u); err != nil {
+			fo.mergeErr = err
+			fo.cancel(err)
+			return
+		}
+	}
+}
+
+// finish reports how the map ended, once every worker has returned.
+func (fo *fanout) finish(ctx context.Context) error {
+	r := fo.c.r
+	failed := fo.stopped != nil || fo.mergeErr != nil || ctx.Err() != nil
+	for _, f := range fo.failures {
+		f.Tolerated = !failed
+		r.fail(f)
+	}
+	switch {
+	case ctx.Err() != nil:
+		return &ItemError{Node: fo.node, Kind: KindCancel, Err: context.Cause(ctx)}
+	case fo.mergeErr != nil:
+		return &ItemError{Node: fo.node, Kind: KindState, Err: fo.mergeErr}
+	case fo.stopped != nil:
+		what := "map"
+		if fo.node.Kind == spec.ParallelNode {
+			what = "parallel"
+		}
+		return &ItemError{Node: fo.node, Kind: KindMap, Err: fmt.Errorf("%s node %q failed: %w", what, fo.node.Name, fo.stopped)}
+	}
+	return nil
+}
+
+// reorder holds finished items until every earlier one has finished: a circular
+// window over item indices, growing when items finish far ahead of the oldest.
+type reorder struct {
+	next int
+	buf  []*itemResult // slot of index i: buf[i & (len-1)]
+}
+
+func (q *reorder) put(i int, r *itemResult) {
+	if q.buf == nil {
+		q.buf = make([]*itemResult, 64)
+	}
+	for i-q.next >= len(q.buf) {
+		grown := make([]*itemResult, 2*len(q.buf))
+		for j := q.next; j < q.next+len(q.buf); j++ {
+			grown[j&(len(grown)-1)] = q.buf[j&(len(q.buf)-1)]
+		}
+		q.buf = grown
+	}
+	q.buf[i&(len(q.buf)-1)] = r
+}
+
+func (q *reorder) pop() (*itemResult, bool) {
+	if q.buf == nil {
+		return nil, false
+	}
+	slot := &q.buf[q.next&(len(q.buf)-1)]
+	r := *slot
+	if r == nil {
+		return nil, false
+	}
+	*slot = nil
+	q.next++
+	return r, true
+}

@@ -1,0 +1,256 @@
+// Package runtime runs compiled workflows: shared state merged through reducers,
+// fan-out under limits with a deterministic merge, retries and timeouts, failure
+// thresholds, cancellation and events.
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/spec"
+)
+
+// Options configure a run. The zero value runs with the workflow's limits, no exec,
+// files confined to the workflow's directory, and no events.
+type Options struct {
+	// RunID names the run; empty means a new id.
+	RunID string
+	// MaxWorkers caps actions in flight across the run, at every depth; 0 means the
+	// workflow's limits.concurrency, else 16.
+	MaxWorkers int
+	// AllowExec permits the exec action.
+	AllowExec bool
+	// AllowPaths are directories file actions may use besides the workflow's own.
+	AllowPaths []string
+	// Getenv reads environment variables for env() and actions; nil means the
+	// process environment.
+	Getenv func(string) string
+	// Log receives actions' log messages; nil discards them.
+	Log func(level, msg string)
+	// Observer receives the run's events; nil means none.
+	Observer Observer
+	// HTTP is the client of network actions; nil means a default client.
+	HTTP *http.Client
+}
+
+// Result is a finished run.
+type Result struct {
+	RunID string
+	// State is the final state.
+	State map[string]any
+	// Output holds the workflow's output fields, or the whole state when it names none.
+	Output map[string]any
+	// Fields lists the names in Output in declaration order.
+	Fields []string
+	// Failures are the items that failed within their map's max_failures.
+	Failures []Failure
+	Duration time.Duration
+}
+
+// Run runs the workflow with the given inputs (initial values of state fields) and
+// returns its final state. Inputs are checked against the state's types first: a
+// problem is an *InputError. A run that fails returns a *RunError listing every
+// failed item; when ctx is cancelled the error wraps ctx's cause.
+func Run(ctx context.Context, wf *spec.Workflow, inputs map[string]any, opts Options) (*Result, error) {
+	inputs, err := CheckInputs(wf, inputs)
+	if err != nil {
+		return nil, err
+	}
+	r := newRun(wf, opts)
+	start := r.now()
+	r.emit(Event{Type: RunStarted, Workflow: wf.Name})
+	if err := r.limit(wf, inputs); err != nil {
+		return nil, err
+	}
+	st, err := r.workflow(ctx, wf, inputs, "")
+	res := &Result{RunID: r.id, Duration: r.now().Sub(start), Failures: r.failureList()}
+	status := "succeeded"
+	if err != nil {
+		status = "failed"
+		if ctx.Err() != nil {
+			status = "interrupted"
+			err = fmt.Errorf("run interrupted: %w", context.Cause(ctx))
+		}
+		r.emit(Event{Type: RunFinished, Workflow: wf.Name, Status: status, DurationMS: ms(res.Duration), Error: err.Error()})
+		return res, &RunError{Err: err, Failures: res.Failures}
+	}
+	res.State = st
+	res.Output, res.Fields = outputOf(wf, st)
+	r.emit(Event{Type: RunFinished, Workflow: wf.Name, Status: status, DurationMS: ms(res.Duration)})
+	return res, nil
+}
+
+// run is one run's mutable context, shared by all its goroutines.
+type run struct {
+	wf    *spec.Workflow
+	opts  Options
+	id    string
+	obs   Observer
+	slots chan struct{} // run-wide action slots
+	envs  map[*spec.Workflow]*action.Env
+	// runVar is the `run` variable; envFn the `env` function.
+	runVar map[string]any
+	envFn  spec.EnvFunc
+
+	mu       sync.Mutex
+	failures []Failure
+	retries  atomic.Int64
+}
+
+func newRun(wf *spec.Workflow, opts Options) *run {
+	r := &run{wf: wf, opts: opts, id: opts.RunID, obs: opts.Observer, envs: map[*spec.Workflow]*action.Env{}}
+	if r.id == "" {
+		r.id = NewRunID(time.Now())
+	}
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	r.envFn = func(name string, def ...any) any {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		if len(def) > 0 {
+			return def[0]
+		}
+		return ""
+	}
+	r.runVar = map[string]any{"id": r.id, "name": wf.Name}
+	var addEnv func(w *spec.Workflow)
+	addEnv = func(w *spec.Workflow) {
+		if r.envs[w] != nil {
+			return
+		}
+		r.envs[w] = &action.Env{RunID: r.id, Dir: w.Dir, AllowPaths: opts.AllowPaths, AllowExec: opts.AllowExec,
+			Getenv: getenv, Log: opts.Log, HTTP: opts.HTTP, Sleep: sleep}
+		for _, inc := range w.Includes {
+			addEnv(inc)
+		}
+	}
+	addEnv(wf)
+	return r
+}
+
+// limit sizes the run-wide action slots.
+func (r *run) limit(wf *spec.Workflow, inputs map[string]any) error {
+	n := r.opts.MaxWorkers
+	if n <= 0 && wf.Limits.Concurrency != nil {
+		v, err := r.count(wf.Limits.Concurrency, map[string]any{"state": inputs, "input": inputs, "run": r.runVar, "env": r.envFn}, 1)
+		if err != nil {
+			return &InputError{Msg: fmt.Sprintf("limits.concurrency: %v", err)}
+		}
+		n = v
+	}
+	if n <= 0 {
+		n = spec.DefaultConcurrency
+	}
+	r.slots = make(chan struct{}, n)
+	return nil
+}
+
+// count evaluates an integer setting (a concurrency, a batch size) of at least min.
+func (r *run) count(v *spec.Value, vars map[string]any, min int) (int, error) {
+	x, err := v.Eval(nil, vars)
+	if err != nil {
+		return 0, err
+	}
+	n, ok := action.Int(x)
+	if !ok {
+		if s, isStr := x.(string); isStr {
+			if _, err := fmt.Sscan(s, &n); err == nil {
+				ok = true
+			}
+		}
+	}
+	if !ok || n < min {
+		return 0, fmt.Errorf("%s: expected an integer of at least %d, got %s", v.Pos, min, describe(x))
+	}
+	return n, nil
+}
+
+func describe(v any) string {
+	switch v.(type) {
+	case string:
+		return fmt.Sprintf("%q", v)
+	case nil:
+		return "null"
+	}
+	if _, ok := action.Float(v); ok {
+		return fmt.Sprint(v)
+	}
+	return action.Kind(v)
+}
+
+// workflow runs a workflow's top-level chain on a fresh state and returns the final
+// state. path is the item path the workflow runs in ("" for the run's own).
+func (r *run) workflow(ctx context.Context, wf *spec.Workflow, inputs map[string]any, path string) (map[string]any, error) {
+	c := &chain{r: r, wf: wf, env: r.envs[wf], m: &vm.VM{}, st: newState(wf, inputs), path: path}
+	if err := c.run(ctx, wf.Start); err != nil {
+		return nil, err
+	}
+	return c.st.view(), nil
+}
+
+// outputOf picks the workflow's output fields from a final state.
+func outputOf(wf *spec.Workflow, st map[string]any) (map[string]any, []string) {
+	fields := wf.Output
+	if fields == nil {
+		fields = wf.State
+	}
+	out := make(map[string]any, len(fields))
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		out[f.Name] = st[f.Name]
+		names[i] = f.Name
+	}
+	return out, names
+}
+
+func (r *run) now() time.Time { return time.Now() }
+
+func (r *run) fail(f Failure) {
+	r.mu.Lock()
+	r.failures = append(r.failures, f)
+	r.mu.Unlock()
+}
+
+func (r *run) failureList() []Failure {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Failure(nil), r.failures...)
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// NewRunID returns a new run id: the start time, sortable, and random letters.
+func NewRunID(t time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return t.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+var errSkipped = errors.New("skipped by on_error")

@@ -1,0 +1,347 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/types"
+	"github.com/expr-lang/expr/vm"
+	"gopkg.in/yaml.v3"
+)
+
+// Expr is a compiled expr-lang expression.
+type Expr struct {
+	Src  string
+	Pos  Pos // where the expression's text starts in the file
+	prog *vm.Program
+}
+
+// EnvFunc is the type of the `env(name, default)` function in expressions; the
+// runtime supplies one per run under the variable name "env".
+type EnvFunc = func(name string, def ...any) any
+
+// Eval runs the expression with the given variables and returns its value in JSON
+// types. m may be nil; a caller that evaluates often passes its own VM to reuse.
+func (e *Expr) Eval(m *vm.VM, vars map[string]any) (any, error) {
+	if m == nil {
+		m = &vm.VM{}
+	}
+	out, err := m.Run(e.prog, vars)
+	if err == nil {
+		out, err = Normalize(out)
+	}
+	if err != nil {
+		return nil, &EvalError{Expr: e, Err: err}
+	}
+	return out, nil
+}
+
+// EvalError is an expression that failed at run time.
+type EvalError struct {
+	Expr *Expr
+	Err  error
+}
+
+func (e *EvalError) Error() string {
+	msg := e.Err.Error()
+	var fe *file.Error
+	if errors.As(e.Err, &fe) {
+		msg = fe.Message
+	}
+	return fmt.Sprintf("%s: expression %q: %s", e.Expr.Pos, clip(e.Expr.Src, 60), msg)
+}
+
+func (e *EvalError) Unwrap() error { return e.Err }
+
+// scope says which variables an expression may use.
+type scope struct {
+	state  bool   // state (and input, run, env) are visible
+	item   string // the map's item variable, with index
+	output bool   // output: in update, set, next
+	errVar bool   // error: in on_error and retry.when
+	reduce bool   // current and update, in a reducer expression
+	// outputs, when known, are the fields output has (an action's declared output).
+	outputs []string
+	// outputOf names what produces output, for messages.
+	outputOf string
+}
+
+var envFuncType = types.TypeOf(EnvFunc(nil))
+
+func (sc *scope) env() types.Map {
+	open := types.Map{types.Extra: types.Any}
+	env := types.Map{}
+	if sc.state {
+		env["state"], env["input"], env["run"], env["env"] = open, open, open, envFuncType
+	}
+	if sc.item != "" {
+		env[sc.item], env["index"] = types.Any, types.Int
+	}
+	if sc.output {
+		env["output"] = types.Any
+	}
+	if sc.errVar {
+		env["error"] = open
+	}
+	if sc.reduce {
+		env["current"], env["update"] = types.Any, types.Any
+	}
+	return env
+}
+
+// locator maps a rune offset inside a scalar's value to a position in the file.
+type locator func(offset int) Pos
+
+// locate returns the locator of scalar n's text.
+func (p *parser) locate(n *yaml.Node) locator {
+	line, col := n.Line, n.Column
+	switch n.Style {
+	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+		col++
+	case yaml.LiteralStyle, yaml.FoldedStyle:
+		line++
+		col = 1
+		if line-1 < len(p.lines) {
+			l := p.lines[line-1]
+			col += len(l) - len(strings.TrimLeft(l, " "))
+		}
+	}
+	value := n.Value
+	return func(offset int) Pos {
+		l, c, i := line, col, 0
+		for _, r := range value {
+			if i == offset {
+				break
+			}
+			i++
+			if r == '\n' {
+				l++
+				if n.Style == yaml.LiteralStyle || n.Style == yaml.FoldedStyle {
+					c = col
+				} else {
+					c = 1
+				}
+				continue
+			}
+			c++
+		}
+		return Pos{File: p.name, Line: l, Col: c}
+	}
+}
+
+// compile compiles src, which starts at rune offset off of the text loc locates.
+func (p *parser) compile(src string, loc locator, off int, sc *scope) *Expr {
+	at := loc(off)
+	if strings.TrimSpace(src) == "" {
+		p.errorAt(at, "empty expression")
+		return nil
+	}
+	if n := utf8.RuneCountInString(src); n > maxExprChars {
+		p.errorAt(at, "expression is %d characters long; the limit is %d: move the logic into an action or split it", n, maxExprChars)
+		return nil
+	}
+	code, back := escapeControls(src)
+	check := &astCheck{p: p, sc: sc, loc: func(o int) Pos { return loc(back(o)) }, off: off}
+	prog, err := expr.Compile(code, expr.Env(sc.env()), expr.MaxNodes(maxExprNodes), expr.Patch(check))
+	if err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			p.errorAt(loc(off+back(fe.From)), "%s%s", fe.Message, exprHint(fe.Message, sc))
+		} else {
+			p.errorAt(at, "%v", err)
+		}
+		return nil
+	}
+	for _, e := range check.errs {
+		p.errs = append(p.errs, e)
+	}
+	return &Expr{Src: src, Pos: at, prog: prog}
+}
+
+// escapeControls writes raw newlines and tabs inside the expression's string literals
+// as escapes. YAML turns "join(xs, '\n')" in a double-quoted string into a real line
+// break, which expr does not accept inside a literal. back maps a rune offset in the
+// result to one in src.
+func escapeControls(src string) (string, func(int) int) {
+	if !strings.ContainsAny(src, "\n\t\r") {
+		return src, func(o int) int { return o }
+	}
+	var b strings.Builder
+	var added []int // result offsets where an escape added a rune
+	quote, escaped, n := rune(0), false, 0
+	for _, r := range src {
+		if quote != 0 && quote != '`' && (r == '\n' || r == '\t' || r == '\r') {
+			b.WriteString(map[rune]string{'\n': `\n`, '\t': `\t`, '\r': `\r`}[r])
+			added = append(added, n+1)
+			n += 2
+			escaped = false
+			continue
+		}
+		switch {
+		case escaped:
+			escaped = false
+		case quote != 0 && quote != '`' && r == '\\':
+			escaped = true
+		case quote == 0 && (r == '"' || r == '\'' || r == '`'):
+			quote = r
+		case quote == r:
+			quote = 0
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return b.String(), func(o int) int {
+		shift := 0
+		for _, a := range added {
+			if a <= o {
+				shift++
+			}
+		}
+		return o - shift
+	}
+}
+
+// exprHint explains an unknown name when the cause is likely a scope mistake.
+func exprHint(msg string, sc *scope) string {
+	name, ok := strings.CutPrefix(msg, "unknown name ")
+	if !ok {
+		return ""
+	}
+	var visible []string
+	for v := range sc.env() {
+		if v != types.Extra {
+			visible = append(visible, v)
+		}
+	}
+	if hint := suggest(name, visible); hint != "" {
+		return hint
+	}
+	switch name {
+	case "output":
+		return "; output is only visible in update, set and next"
+	case "error":
+		return "; error is only visible in on_error and retry.when"
+	case "index", "item":
+		return "; the item variable and index are only visible in the map's route and with; workers see them as input.<name>"
+	}
+	if sc.state {
+		return "; use state.<field> or input.<name>"
+	}
+	return ""
+}
+
+// astCheck is an expr patch visitor that checks state.<field> and output.<field>
+// against what the workflow declares, before expr's own type check.
+type astCheck struct {
+	p    *parser
+	sc   *scope
+	loc  locator
+	off  int
+	errs []*Error
+}
+
+func (c *astCheck) Visit(node *ast.Node) {
+	mem, ok := (*node).(*ast.MemberNode)
+	if !ok {
+		return
+	}
+	id, ok := mem.Node.(*ast.IdentifierNode)
+	if !ok {
+		return
+	}
+	prop, ok := mem.Property.(*ast.StringNode)
+	if !ok {
+		return
+	}
+	at := c.loc(c.off + prop.Location().From)
+	switch {
+	case id.Value == "state" && c.sc.state:
+		if c.p.fieldNames != nil && !contains(c.p.fieldNames, prop.Value) {
+			c.errs = append(c.errs, &Error{Pos: at, Msg: fmt.Sprintf("unknown state field %q%s",
+				prop.Value, suggestOrList(prop.Value, c.p.fieldNames, "state fields"))})
+		}
+	case id.Value == "output" && c.sc.output && c.sc.outputs != nil:
+		if !contains(c.sc.outputs, prop.Value) {
+			c.errs = append(c.errs, &Error{Pos: at, Msg: fmt.Sprintf("%s has no output %q%s",
+				c.sc.outputOf, prop.Value, suggestOrList(prop.Value, c.sc.outputs, "outputs"))})
+		}
+	}
+}
+
+func suggestOrList(name string, names []string, what string) string {
+	if hint := suggest(name, names); hint != "" {
+		return hint
+	}
+	if len(names) == 0 {
+		return "; there are no " + what
+	}
+	return fmt.Sprintf("; %s: %s", what, strings.Join(names, ", "))
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// bareExpr compiles a scalar holding a bare expression (when, over, reducer.expr).
+// A "${{ e }}" wrapper is accepted too, since people write it out of habit.
+func (p *parser) bareExpr(n *yaml.Node, what string, sc *scope) *Expr {
+	src, ok := p.str(n, what)
+	if !ok {
+		return nil
+	}
+	off := 0
+	if inner, ok := wholeTemplate(src); ok {
+		off = runes(src, strings.Index(src, inner))
+		src = inner
+	}
+	return p.compile(src, p.locate(n), off, sc)
+}
+
+// wholeTemplate returns e when s is exactly "${{ e }}".
+func wholeTemplate(s string) (string, bool) {
+	t := strings.TrimSpace(s)
+	if !strings.HasPrefix(t, "${{") {
+		return "", false
+	}
+	end := closeBraces(t, 3)
+	if end != len(t)-2 {
+		return "", false
+	}
+	return t[3:end], true
+}
+
+// closeBraces returns the index of the "}}" that closes a template whose expression
+// starts at i, skipping braces and "}}" inside string literals and nested literals.
+func closeBraces(s string, i int) int {
+	depth := 0
+	for ; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '"', '\'', '`':
+			for i++; i < len(s) && s[i] != c; i++ {
+				if s[i] == '\\' && c != '`' {
+					i++
+				}
+			}
+		case '{':
+			depth++
+		case '}':
+			if depth == 0 && i+1 < len(s) && s[i+1] == '}' {
+				return i
+			}
+			if depth > 0 {
+				depth--
+			}
+		}
+	}
+	return -1
+}

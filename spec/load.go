@@ -1,0 +1,264 @@
+package spec
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/flowrun/flowrun/action"
+)
+
+// Load reads the workflow file at path, checks it against the language and the
+// registry's actions, and compiles it, with every sub-workflow it names. The error,
+// when not nil, is an Errors listing every problem (warnings included), sorted by
+// position; on success the warnings are in Workflow.Warnings.
+func Load(path string, reg *action.Registry) (*Workflow, error) {
+	src, err := readFile(path)
+	if err != nil {
+		return nil, Errors{{Pos: Pos{File: path}, Msg: err.Error()}}
+	}
+	return Parse(path, src, reg)
+}
+
+// Parse is Load for a file already read: name is its path, used in messages and to
+// resolve sub-workflows.
+func Parse(name string, src []byte, reg *action.Registry) (*Workflow, error) {
+	if reg == nil {
+		return nil, errors.New("spec.Parse: nil registry")
+	}
+	l := &loader{reg: reg, loading: map[string]bool{}, done: map[string]*Workflow{}}
+	wf := l.parse(name, src)
+	l.errs.sort()
+	l.errs = l.errs.dedupe()
+	if err := l.errs.Err(); err != nil {
+		return nil, err
+	}
+	wf.Warnings = l.errs
+	return wf, nil
+}
+
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("cannot read workflow: %v", err)
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read workflow: %v", err)
+	}
+	return src, nil
+}
+
+// loader loads one workflow and its sub-workflows, collecting their problems.
+type loader struct {
+	reg     *action.Registry
+	errs    Errors
+	loading map[string]bool      // absolute paths being parsed: a cycle if met again
+	done    map[string]*Workflow // absolute paths parsed (nil when they had errors)
+}
+
+func (l *loader) parse(name string, src []byte) (wf *Workflow) {
+	abs, _ := filepath.Abs(name)
+	p := &parser{loader: l, name: name}
+	wf = &Workflow{
+		File: name, Dir: filepath.Dir(abs), Source: src,
+		fields: map[string]*Field{}, nodes: map[string]*Node{},
+	}
+	p.wf = wf
+	l.loading[abs] = true
+	defer func() {
+		delete(l.loading, abs)
+		if r := recover(); r != nil {
+			b, ok := r.(errBudget)
+			if !ok {
+				panic(r)
+			}
+			p.errorf(b.at, "the document expands to more than %d YAML nodes through aliases; "+
+				"is it an alias bomb? write the repeated parts out or use fewer nested aliases", maxVisits)
+		}
+	}()
+	if len(src) > maxFileBytes {
+		p.errorAt(Pos{File: name, Line: 1, Col: 1}, "the file is %d MiB; workflow files are limited to %d MiB",
+			len(src)>>20, maxFileBytes>>20)
+		return wf
+	}
+	root := p.document(src)
+	if root == nil {
+		return wf
+	}
+	p.lines = strings.Split(string(src), "\n")
+	p.workflow(root)
+	sum := sha256.New()
+	sum.Write(src)
+	for _, inc := range wf.Includes {
+		sum.Write([]byte(inc.Hash))
+	}
+	wf.Hash = hex.EncodeToString(sum.Sum(nil))
+	return wf
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// document parses the YAML text into its one document's root node.
+func (p *parser) document(src []byte) *yaml.Node {
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if err == io.EOF {
+			p.errorAt(Pos{File: p.name, Line: 1, Col: 1}, "empty file: expected a workflow (version, state, nodes)")
+			return nil
+		}
+		p.yamlError(err)
+		return nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		p.errorf(&extra, "a second YAML document: a workflow file holds exactly one (remove the ---)")
+	} else if err != io.EOF {
+		p.yamlError(err)
+		return nil
+	}
+	if len(doc.Content) == 0 {
+		p.errorAt(Pos{File: p.name, Line: 1, Col: 1}, "empty file: expected a workflow (version, state, nodes)")
+		return nil
+	}
+	return doc.Content[0]
+}
+
+func (p *parser) yamlError(err error) {
+	msg := err.Error()
+	line := 1
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	} else {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	p.errorAt(Pos{File: p.name, Line: line, Col: 1}, "invalid YAML: %s", msg)
+}
+
+// workflow checks the top-level mapping.
+func (p *parser) workflow(root *yaml.Node) {
+	wf := p.wf
+	m := p.mapping(root, workflowDef, "workflow")
+	if m == nil {
+		return
+	}
+	if n := m.get(p, "version"); n == nil {
+		p.errorf(root, "missing key \"version\": add \"version: 1\" at the top")
+	} else if v, ok := p.integer(n, "version", 0); ok && v != 1 {
+		p.errorf(n, "unsupported version %d: this flowrun reads version 1", v)
+	}
+	wf.Name = strings.TrimSuffix(filepath.Base(p.name), filepath.Ext(p.name))
+	if n := m.get(p, "name"); n != nil {
+		if s, ok := p.str(n, "name"); ok {
+			wf.Name = s
+		}
+	}
+	if n := m.get(p, "description"); n != nil {
+		wf.Description, _ = p.str(n, "description")
+	}
+	if n := m.get(p, "state"); n != nil {
+		p.state(n)
+	}
+	for _, f := range wf.State {
+		p.fieldNames = append(p.fieldNames, f.Name)
+	}
+	if p.fieldNames == nil {
+		p.fieldNames = []string{}
+	}
+	wf.Limits = Limits{MaxSteps: DefaultMaxSteps, MaxItems: DefaultMaxItems}
+	if n := m.get(p, "limits"); n != nil {
+		p.limits(n)
+	}
+	nodes := m.get(p, "nodes")
+	if nodes == nil {
+		p.errorf(root, "missing key \"nodes\": a workflow needs at least one node")
+		return
+	}
+	p.nodes(nodes)
+	if n := m.get(p, "start"); n != nil {
+		if name, ok := p.str(n, "start"); ok {
+			wf.Start = p.ref(n, name, "start")
+		}
+	} else if len(wf.Nodes) > 0 {
+		wf.Start = wf.Nodes[0]
+	}
+	if n := m.get(p, "output"); n != nil {
+		p.output(n)
+	}
+	p.reachability()
+}
+
+func (p *parser) limits(n *yaml.Node) {
+	m := p.mapping(n, limitsDef, "limits")
+	if m == nil {
+		return
+	}
+	lim := &p.wf.Limits
+	if v := m.get(p, "concurrency"); v != nil {
+		lim.Concurrency = p.count(v, "limits.concurrency", 1, &scope{state: true})
+	}
+	if v := m.get(p, "max_steps"); v != nil {
+		lim.MaxSteps, _ = p.integer(v, "limits.max_steps", 1)
+	}
+	if v := m.get(p, "max_items"); v != nil {
+		lim.MaxItems, _ = p.integer(v, "limits.max_items", 1)
+	}
+}
+
+// output checks the list of fields `flowrun run` prints.
+func (p *parser) output(n *yaml.Node) {
+	items := []*yaml.Node{n}
+	if n.Kind == yaml.SequenceNode {
+		items = n.Content
+	}
+	p.wf.Output = []*Field{}
+	seen := map[string]bool{}
+	for _, item := range items {
+		item = p.resolve(item)
+		name, ok := p.str(item, "output")
+		if !ok {
+			continue
+		}
+		f := p.wf.fields[name]
+		if f == nil {
+			p.errorf(item, "unknown state field %q in output%s", name, suggestOrList(name, p.fieldNames, "state fields"))
+			continue
+		}
+		if seen[name] {
+			p.errorf(item, "output names %q twice", name)
+			continue
+		}
+		seen[name] = true
+		p.wf.Output = append(p.wf.Output, f)
+	}
+}
+
+// count decodes an integer no smaller than min, or a template computing one at run
+// time (limits, batch sizes, concurrency).
+func (p *parser) count(n *yaml.Node, what string, min int, sc *scope) *Value {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" && strings.Contains(n.Value, "${{") {
+		return p.template(n, sc)
+	}
+	v, ok := p.integer(n, what, min)
+	if !ok {
+		return nil
+	}
+	return &Value{Pos: p.pos(n), lit: v}
+}

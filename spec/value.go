@@ -1,0 +1,351 @@
+package spec
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/expr-lang/expr/vm"
+	"gopkg.in/yaml.v3"
+
+	"github.com/flowrun/flowrun/action"
+)
+
+// Value is a value written in a workflow file, at any depth of with, update and set:
+// a literal, a template "${{ e }}" (e's typed value), an interpolation
+// "a ${{ e }} b" (a string), or an object or list holding any of these. Parts
+// without expressions are folded into constants at load time.
+type Value struct {
+	Pos   Pos
+	kind  valueKind
+	lit   any
+	expr  *Expr
+	parts []part
+	keys  []string // object keys, in file order
+	elems []*Value // object values or list elements
+}
+
+type valueKind int
+
+const (
+	constValue valueKind = iota
+	exprValue
+	interpValue
+	objectValue
+	listValue
+)
+
+type part struct {
+	text string
+	expr *Expr // nil: text
+}
+
+// Const returns the value and true when it holds no expression.
+func (v *Value) Const() (any, bool) {
+	if v.kind == constValue {
+		return v.lit, true
+	}
+	return nil, false
+}
+
+// Keys returns the keys of an object value, in file order, or nil.
+func (v *Value) Keys() []string { return v.keys }
+
+// Eval computes the value. The result is shared with the workflow when constant:
+// callers treat values as immutable.
+func (v *Value) Eval(m *vm.VM, vars map[string]any) (any, error) {
+	switch v.kind {
+	case constValue:
+		return v.lit, nil
+	case exprValue:
+		return v.expr.Eval(m, vars)
+	case interpValue:
+		var b strings.Builder
+		for _, pt := range v.parts {
+			if pt.expr == nil {
+				b.WriteString(pt.text)
+				continue
+			}
+			x, err := pt.expr.Eval(m, vars)
+			if err != nil {
+				return nil, err
+			}
+			b.WriteString(Text(x))
+		}
+		return b.String(), nil
+	case objectValue:
+		obj := make(map[string]any, len(v.keys))
+		for i, k := range v.keys {
+			x, err := v.elems[i].Eval(m, vars)
+			if err != nil {
+				return nil, err
+			}
+			obj[k] = x
+		}
+		return obj, nil
+	default:
+		list := make([]any, len(v.elems))
+		for i, e := range v.elems {
+			x, err := e.Eval(m, vars)
+			if err != nil {
+				return nil, err
+			}
+			list[i] = x
+		}
+		return list, nil
+	}
+}
+
+// Text renders a value inside an interpolated string: strings as they are, null as
+// nothing, everything else as JSON.
+func Text(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case nil:
+		return ""
+	case int:
+		return strconv.Itoa(v)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+// template converts a YAML value holding templates into a Value.
+func (p *parser) template(n *yaml.Node, sc *scope) *Value {
+	n = p.resolve(n)
+	v := &Value{Pos: p.pos(n)}
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := p.mapping(n, nil, "value")
+		if m == nil {
+			return nil
+		}
+		v.kind = objectValue
+		for i, k := range m.keys {
+			e := p.template(m.vals[i], sc)
+			if e == nil {
+				return nil
+			}
+			v.keys = append(v.keys, k.Value)
+			v.elems = append(v.elems, e)
+		}
+	case yaml.SequenceNode:
+		v.kind = listValue
+		for _, en := range n.Content {
+			e := p.template(en, sc)
+			if e == nil {
+				return nil
+			}
+			v.elems = append(v.elems, e)
+		}
+	case yaml.ScalarNode:
+		if n.Tag != "!!str" || !strings.Contains(n.Value, "${{") {
+			lit, ok := p.scalar(n)
+			if !ok {
+				return nil
+			}
+			v.lit = lit
+			return v
+		}
+		return p.interpolation(n, sc)
+	default:
+		return nil
+	}
+	v.fold()
+	return v
+}
+
+// fold turns an object or list of constants into a constant.
+func (v *Value) fold() {
+	for _, e := range v.elems {
+		if e.kind != constValue {
+			return
+		}
+	}
+	if v.kind == objectValue {
+		obj := make(map[string]any, len(v.keys))
+		for i, k := range v.keys {
+			obj[k] = v.elems[i].lit
+		}
+		v.lit = obj
+	} else {
+		list := make([]any, len(v.elems))
+		for i, e := range v.elems {
+			list[i] = e.lit
+		}
+		v.lit = list
+	}
+	v.kind, v.keys, v.elems = constValue, nil, nil
+}
+
+// interpolation parses a string holding one or more ${{ e }}. "$${{" is a literal
+// "${{".
+func (p *parser) interpolation(n *yaml.Node, sc *scope) *Value {
+	s, loc := n.Value, p.locate(n)
+	v := &Value{Pos: p.pos(n), kind: interpValue}
+	var text strings.Builder
+	ok := true
+	for i := 0; i < len(s); {
+		if strings.HasPrefix(s[i:], "$${{") {
+			text.WriteString("${{")
+			i += 4
+			continue
+		}
+		if !strings.HasPrefix(s[i:], "${{") {
+			text.WriteByte(s[i])
+			i++
+			continue
+		}
+		end := closeBraces(s, i+3)
+		if end < 0 {
+			p.errorAt(loc(runes(s, i)), "unclosed ${{: add }} after the expression")
+			return nil
+		}
+		if text.Len() > 0 {
+			v.parts = append(v.parts, part{text: text.String()})
+			text.Reset()
+		}
+		e := p.compile(s[i+3:end], loc, runes(s, i+3), sc)
+		ok = ok && e != nil
+		v.parts = append(v.parts, part{expr: e})
+		i = end + 2
+	}
+	if !ok {
+		return nil
+	}
+	if text.Len() > 0 {
+		v.parts = append(v.parts, part{text: text.String()})
+	}
+	switch {
+	case len(v.parts) == 0:
+		return &Value{Pos: v.Pos, lit: ""}
+	case len(v.parts) == 1 && v.parts[0].expr == nil:
+		return &Value{Pos: v.Pos, lit: v.parts[0].text}
+	case len(v.parts) == 1:
+		// "${{ e }}" alone yields e's typed value.
+		return &Value{Pos: v.Pos, kind: exprValue, expr: v.parts[0].expr}
+	}
+	return v
+}
+
+// runes converts byte offset i of s into a rune offset.
+func runes(s string, i int) int { return utf8.RuneCountInString(s[:i]) }
+
+// integral returns f as an int when it is a whole number that an int holds exactly.
+func integral(f float64) (int, bool) {
+	if f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
+		return int(f), true
+	}
+	return 0, false
+}
+
+// Normalize converts a value built by an expression to JSON types: string-keyed
+// objects, []any lists, int or float64 numbers, strings, booleans and null. It
+// allocates only where a conversion is needed.
+func Normalize(v any) (any, error) {
+	switch x := v.(type) {
+	case nil, bool, string, int, float64:
+		return v, nil
+	case []any:
+		var out []any
+		for i, e := range x {
+			n, err := Normalize(e)
+			if err != nil {
+				return nil, err
+			}
+			if out == nil && !same(n, e) {
+				out = make([]any, len(x))
+				copy(out, x[:i])
+			}
+			if out != nil {
+				out[i] = n
+			}
+		}
+		if out == nil {
+			return x, nil
+		}
+		return out, nil
+	case map[string]any:
+		var out map[string]any
+		for k, e := range x {
+			n, err := Normalize(e)
+			if err != nil {
+				return nil, err
+			}
+			if out == nil && !same(n, e) {
+				out = make(map[string]any, len(x))
+				for k2, e2 := range x {
+					out[k2] = e2
+				}
+			}
+			if out != nil {
+				out[k] = n
+			}
+		}
+		if out == nil {
+			return x, nil
+		}
+		return out, nil
+	case time.Time:
+		return x.Format(time.RFC3339Nano), nil
+	case time.Duration:
+		return x.String(), nil
+	case float32:
+		return float64(x), nil
+	}
+	if f, ok := action.Float(v); ok {
+		if i, ok := integral(f); ok {
+			return i, nil
+		}
+		return f, nil
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Slice, reflect.Array:
+		out := make([]any, rv.Len())
+		for i := range out {
+			n, err := Normalize(rv.Index(i).Interface())
+			if err != nil {
+				return nil, err
+			}
+			out[i] = n
+		}
+		return out, nil
+	case reflect.Map:
+		out := make(map[string]any, rv.Len())
+		it := rv.MapRange()
+		for it.Next() {
+			n, err := Normalize(it.Value().Interface())
+			if err != nil {
+				return nil, err
+			}
+			out[fmt.Sprint(it.Key().Interface())] = n
+		}
+		return out, nil
+	case reflect.Pointer:
+		if rv.IsNil() {
+			return nil, nil
+		}
+		return Normalize(rv.Elem().Interface())
+	}
+	return nil, fmt.Errorf("expression returned a %T, which is not a JSON value", v)
+}
+
+// same reports whether normalising kept the value as it was; only scalars and
+// containers that were already JSON types are kept as they are.
+func same(n, e any) bool {
+	switch n.(type) {
+	case []any, map[string]any:
+		return reflect.ValueOf(n).Pointer() == reflect.ValueOf(e).Pointer() && reflect.TypeOf(n) == reflect.TypeOf(e)
+	}
+	return reflect.TypeOf(n) == reflect.TypeOf(e) && n == e
+}
