@@ -18,8 +18,8 @@ import (
 type state struct {
 	wf     *spec.Workflow
 	values map[string]any
-	viewed bool             // values was handed out since it was last copied
-	owned  []bool           // per field: its container was made here and never shown
+	viewed bool               // values was handed out since it was last copied
+	owned  []bool             // per field: its container was made here and never shown
 	sets   []map[any]struct{} // per union field: the elements seen, while owned
 }
 
