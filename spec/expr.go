@@ -151,7 +151,7 @@ func (p *parser) compile(src string, loc locator, off int, sc *scope) *Expr {
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
-			p.errorAt(loc(off+back(fe.From)), "%s%s", fe.Message, exprHint(fe.Message, sc))
+			p.errorAt(loc(off+back(fe.From)), "expression %q: %s%s", clip(strings.TrimSpace(src), 50), fe.Message, exprHint(fe.Message, sc))
 		} else {
 			p.errorAt(at, "%v", err)
 		}

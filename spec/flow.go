@@ -14,7 +14,7 @@ var nameSchemaRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
 // workflowNode loads the sub-workflow a node names and checks its inputs.
 func (p *parser) workflowNode(node *Node, m *mapping, what string) {
 	wn := m.get(p, "workflow")
-	ref, ok := p.str(wn, what+" workflow")
+	ref, ok := p.str(wn, what+".workflow")
 	if !ok {
 		return
 	}
@@ -30,11 +30,11 @@ func (p *parser) workflowNode(node *Node, m *mapping, what string) {
 	if wv.Kind != yaml.MappingNode {
 		node.With = p.template(wv, &scope{state: true})
 		if node.With != nil && node.With.kind != exprValue {
-			p.errorf(wv, "%s with: expected a mapping of inputs, got %s", what, kindOf(wv))
+			p.errorf(wv, "%s.with: expected a mapping of inputs, got %s", what, kindOf(wv))
 		}
 		return
 	}
-	wm := p.mapping(wv, nil, what+" with")
+	wm := p.mapping(wv, nil, what+".with")
 	if wm == nil {
 		return
 	}
@@ -140,7 +140,7 @@ func (p *parser) addInclude(sub *Workflow) {
 
 // mapBlock checks a map: block.
 func (p *parser) mapBlock(n *yaml.Node, what string) *Map {
-	what += " map"
+	what += ".map"
 	m := p.mapping(n, mapDef, what)
 	if m == nil {
 		return nil
@@ -152,19 +152,19 @@ func (p *parser) mapBlock(n *yaml.Node, what string) *Map {
 	} else if v.Kind == yaml.SequenceNode {
 		mp.Over = p.template(v, top)
 	} else if v.Kind == yaml.ScalarNode && v.Tag == "!!str" {
-		if e := p.bareExpr(v, what+" over", top); e != nil {
+		if e := p.bareExpr(v, what+".over", top); e != nil {
 			mp.Over = &Value{Pos: e.Pos, kind: exprValue, expr: e}
 		}
 	} else {
-		p.errorf(v, "%s over: expected an expression or a list, got %s", what, kindOf(v))
+		p.errorf(v, "%s.over: expected an expression or a list, got %s", what, kindOf(v))
 	}
 	if v := m.get(p, "as"); v != nil {
-		if name, ok := p.str(v, what+" as"); ok {
+		if name, ok := p.str(v, what+".as"); ok {
 			switch {
 			case !identRE.MatchString(name):
-				p.errorf(v, "%s as: %q is not a variable name (letters, digits and _)", what, name)
+				p.errorf(v, "%s.as: %q is not a variable name (letters, digits and _)", what, name)
 			case contains([]string{"state", "input", "output", "error", "run", "env", "index"}, name):
-				p.errorf(v, "%s as: %q is taken by flowrun; choose another name", what, name)
+				p.errorf(v, "%s.as: %q is taken by flowrun; choose another name", what, name)
 			default:
 				mp.As = name
 			}
@@ -172,23 +172,23 @@ func (p *parser) mapBlock(n *yaml.Node, what string) *Map {
 	}
 	if v := m.get(p, "batch"); v != nil {
 		if v.Kind == yaml.MappingNode {
-			if bm := p.mapping(v, batchDef, what+" batch"); bm != nil {
+			if bm := p.mapping(v, batchDef, what+".batch"); bm != nil {
 				if x := bm.get(p, "max_items"); x != nil {
-					mp.Batch = p.count(x, what+" batch.max_items", 1, top)
+					mp.Batch = p.count(x, what+".batch.max_items", 1, top)
 				}
 				if x := bm.get(p, "max_bytes"); x != nil {
-					mp.MaxBytes = p.count(x, what+" batch.max_bytes", 1, top)
+					mp.MaxBytes = p.count(x, what+".batch.max_bytes", 1, top)
 				}
 				if bm.key("max_items") == nil && bm.key("max_bytes") == nil {
-					p.errorf(v, "%s batch: give max_items, max_bytes or both", what)
+					p.errorf(v, "%s.batch: give max_items, max_bytes or both", what)
 				}
 			}
 		} else {
-			mp.Batch = p.count(v, what+" batch", 1, top)
+			mp.Batch = p.count(v, what+".batch", 1, top)
 		}
 	}
 	if v := m.get(p, "chunks"); v != nil {
-		mp.Chunks = p.count(v, what+" chunks", 1, top)
+		mp.Chunks = p.count(v, what+".chunks", 1, top)
 		if m.key("batch") != nil {
 			p.errorf(m.key("chunks"), "%s has both batch and chunks: use one", what)
 		}
@@ -199,10 +199,10 @@ func (p *parser) mapBlock(n *yaml.Node, what string) *Map {
 	case route != nil && to != nil:
 		p.errorf(m.key("to"), "%s has both route and to: use to for one worker, route to choose among several", what)
 	case route != nil:
-		mp.Route = p.cases(route, what+" route", item, true)
+		mp.Route = p.cases(route, what+".route", item, true)
 	case to != nil:
-		if name, ok := p.str(to, what+" to"); ok {
-			target := p.ref(to, name, what+" to")
+		if name, ok := p.str(to, what+".to"); ok {
+			target := p.ref(to, name, what+".to")
 			mp.Route = []Case{{Pos: p.pos(to), To: target}}
 		}
 	default:
@@ -212,17 +212,17 @@ func (p *parser) mapBlock(n *yaml.Node, what string) *Map {
 		mp.With = p.template(v, item)
 	}
 	if v := m.get(p, "concurrency"); v != nil {
-		mp.Concurrency = p.count(v, what+" concurrency", 1, top)
+		mp.Concurrency = p.count(v, what+".concurrency", 1, top)
 	}
 	if v := m.get(p, "max_failures"); v != nil {
-		mp.MaxFailures = p.count(v, what+" max_failures", 0, top)
+		mp.MaxFailures = p.count(v, what+".max_failures", 0, top)
 	}
 	if v := m.get(p, "max_failure_ratio"); v != nil {
 		if v.Kind == yaml.ScalarNode && v.Tag == "!!str" {
 			mp.MaxFailureRatio = p.template(v, top)
-		} else if r, ok := p.number(v, what+" max_failure_ratio"); ok {
+		} else if r, ok := p.number(v, what+".max_failure_ratio"); ok {
 			if r < 0 || r > 1 {
-				p.errorf(v, "%s max_failure_ratio: expected a fraction from 0 to 1, got %v (for 5%%, write 0.05)", what, r)
+				p.errorf(v, "%s.max_failure_ratio: expected a fraction from 0 to 1, got %v (for 5%%, write 0.05)", what, r)
 			}
 			mp.MaxFailureRatio = &Value{Pos: p.pos(v), lit: r}
 		}
@@ -233,22 +233,22 @@ func (p *parser) mapBlock(n *yaml.Node, what string) *Map {
 // parallel checks a parallel: block.
 func (p *parser) parallel(node *Node, n *yaml.Node, what string) {
 	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
-		p.errorf(n, "%s parallel: expected a list of node names, got %s", what, kindOf(n))
+		p.errorf(n, "%s.parallel: expected a list of node names, got %s", what, kindOf(n))
 		return
 	}
 	seen := map[string]bool{}
 	for _, e := range n.Content {
 		e = p.resolve(e)
-		name, ok := p.str(e, what+" parallel")
+		name, ok := p.str(e, what+".parallel")
 		if !ok {
 			continue
 		}
 		if seen[name] {
-			p.errorf(e, "%s parallel: %q is listed twice", what, name)
+			p.errorf(e, "%s.parallel: %q is listed twice", what, name)
 			continue
 		}
 		seen[name] = true
-		if target := p.ref(e, name, what+" parallel"); target != nil {
+		if target := p.ref(e, name, what+".parallel"); target != nil {
 			node.Parallel = append(node.Parallel, target)
 		}
 	}
@@ -274,27 +274,28 @@ func (p *parser) cases(n *yaml.Node, what string, sc *scope, route bool) []Case 
 	}
 	var out []Case
 	var fallback *yaml.Node
-	for _, cn := range n.Content {
+	for i, cn := range n.Content {
 		cn = p.resolve(cn)
-		m := p.mapping(cn, caseDef, what+" case")
+		what := fmt.Sprintf("%s[%d]", what, i)
+		m := p.mapping(cn, caseDef, what)
 		if m == nil {
 			continue
 		}
 		if fallback != nil {
-			p.warnf(cn, "%s: this case is never used: the case at line %d has no when and always matches", what, fallback.Line)
+			p.warnf(cn, "%s is never used: the case at line %d has no when and always matches", what, fallback.Line)
 		}
 		c := Case{Pos: p.pos(cn)}
 		if w := m.get(p, "when"); w != nil {
-			c.When = p.bareExpr(w, what+" when", sc)
+			c.When = p.bareExpr(w, what+".when", sc)
 		} else {
 			fallback = cn
 		}
 		to := m.get(p, "to")
 		if to == nil {
-			p.errorf(cn, "%s case: missing key \"to\" (a node name, or END)", what)
+			p.errorf(cn, "%s: missing key \"to\" (a node name, or END)", what)
 			continue
 		}
-		if name, ok := p.str(to, what+" to"); ok {
+		if name, ok := p.str(to, what+".to"); ok {
 			c.To = p.ref(to, name, what)
 		}
 		out = append(out, c)
@@ -304,7 +305,7 @@ func (p *parser) cases(n *yaml.Node, what string, sc *scope, route bool) []Case 
 
 // retry checks a retry policy, filling in the defaults.
 func (p *parser) retry(n *yaml.Node, what string) *Retry {
-	what += " retry"
+	what += ".retry"
 	r := &Retry{Pos: p.pos(n), MaxAttempts: DefaultMaxAttempts, Delay: DefaultDelay,
 		Backoff: DefaultBackoff, MaxDelay: DefaultMaxDelay, Jitter: true}
 	m := p.mapping(n, retryDef, what)
@@ -312,34 +313,34 @@ func (p *parser) retry(n *yaml.Node, what string) *Retry {
 		return r
 	}
 	if v := m.get(p, "max_attempts"); v != nil {
-		r.MaxAttempts, _ = p.integer(v, what+" max_attempts", 1)
+		r.MaxAttempts, _ = p.integer(v, what+".max_attempts", 1)
 	}
 	if v := m.get(p, "delay"); v != nil {
-		r.Delay, _ = p.duration(v, what+" delay")
+		r.Delay, _ = p.duration(v, what+".delay")
 	}
 	if v := m.get(p, "backoff"); v != nil {
-		if b, ok := p.number(v, what+" backoff"); ok {
+		if b, ok := p.number(v, what+".backoff"); ok {
 			if b < 1 {
-				p.errorf(v, "%s backoff: expected a factor of at least 1, got %v", what, b)
+				p.errorf(v, "%s.backoff: expected a factor of at least 1, got %v", what, b)
 			}
 			r.Backoff = b
 		}
 	}
 	if v := m.get(p, "max_delay"); v != nil {
-		r.MaxDelay, _ = p.duration(v, what+" max_delay")
+		r.MaxDelay, _ = p.duration(v, what+".max_delay")
 	}
 	if v := m.get(p, "jitter"); v != nil {
-		r.Jitter, _ = p.boolean(v, what+" jitter")
+		r.Jitter, _ = p.boolean(v, what+".jitter")
 	}
 	if v := m.get(p, "when"); v != nil {
-		r.When = p.bareExpr(v, what+" when", &scope{state: true, errVar: true})
+		r.When = p.bareExpr(v, what+".when", &scope{state: true, errVar: true})
 	}
 	return r
 }
 
 // onError checks on_error: fail, skip, or {update, set, next}.
 func (p *parser) onError(n *yaml.Node, what string) *OnError {
-	what += " on_error"
+	what += ".on_error"
 	oe := &OnError{Pos: p.pos(n)}
 	if n.Kind == yaml.ScalarNode {
 		s, ok := p.str(n, what)
@@ -363,13 +364,13 @@ func (p *parser) onError(n *yaml.Node, what string) *OnError {
 	}
 	sc := &scope{state: true, errVar: true}
 	if v := m.get(p, "update"); v != nil {
-		oe.Update = p.updates(v, what+" update", sc)
+		oe.Update = p.updates(v, what+".update", sc)
 	}
 	if v := m.get(p, "set"); v != nil {
-		oe.Set = p.sets(v, what+" set", sc)
+		oe.Set = p.sets(v, what+".set", sc)
 	}
 	if v := m.get(p, "next"); v != nil {
-		oe.Next = p.next(v, what+" next", sc)
+		oe.Next = p.next(v, what+".next", sc)
 	}
 	return oe
 }
@@ -460,7 +461,7 @@ func (p *parser) reachability() {
 	for _, n := range wf.Nodes {
 		if !seen[n] {
 			p.errs = append(p.errs, &Error{Pos: n.Pos, Severity: SevWarning,
-				Msg: fmt.Sprintf("node %q is never reached from the start node %q", n.Name, wf.Start.Name)})
+				Msg: fmt.Sprintf("node %q is never reached from the start node %q: remove it, or add an edge to it", n.Name, wf.Start.Name)})
 		}
 	}
 }

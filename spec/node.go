@@ -74,7 +74,7 @@ func (p *parser) ref(n *yaml.Node, name, what string) *Node {
 }
 
 func (p *parser) node(node *Node, key, val *yaml.Node) {
-	what := fmt.Sprintf("node %q", node.Name)
+	what := "nodes." + node.Name
 	m := p.mapping(val, nodeDef, what)
 	if m == nil {
 		return
@@ -113,7 +113,7 @@ func (p *parser) node(node *Node, key, val *yaml.Node) {
 		p.errorf(k, "%s does not apply to a %s node (%s): it takes %s", k.Value, node.Kind, what, strings.Join(allowed, ", "))
 	}
 	if v := m.get(p, "description"); v != nil {
-		node.Description, _ = p.str(v, what+" description")
+		node.Description, _ = p.str(v, what+".description")
 	}
 
 	// The expression scopes of this node's parts.
@@ -140,7 +140,7 @@ func (p *parser) node(node *Node, key, val *yaml.Node) {
 			node.Retry = p.retry(v, what)
 		}
 		if v := m.get(p, "timeout"); v != nil {
-			node.Timeout, _ = p.duration(v, what+" timeout")
+			node.Timeout, _ = p.duration(v, what+".timeout")
 		}
 		if v := m.get(p, "on_error"); v != nil {
 			node.OnError = p.onError(v, what)
@@ -149,13 +149,13 @@ func (p *parser) node(node *Node, key, val *yaml.Node) {
 		out = base
 	}
 	if v := m.get(p, "update"); v != nil && node.Kind != MapNode && node.Kind != ParallelNode {
-		node.Update = p.updates(v, what+" update", out)
+		node.Update = p.updates(v, what+".update", out)
 	}
 	if v := m.get(p, "set"); v != nil && node.Kind != MapNode && node.Kind != ParallelNode {
-		node.Set = p.sets(v, what+" set", out)
+		node.Set = p.sets(v, what+".set", out)
 	}
 	if v := m.get(p, "next"); v != nil {
-		node.Next = p.next(v, what+" next", out)
+		node.Next = p.next(v, what+".next", out)
 	}
 }
 
@@ -186,7 +186,7 @@ func (w *Workflow) outputNames() []string {
 
 func (p *parser) actionNode(node *Node, m *mapping, what string) {
 	an := m.get(p, "action")
-	name, ok := p.str(an, what+" action")
+	name, ok := p.str(an, what+".action")
 	if !ok {
 		return
 	}
@@ -211,11 +211,11 @@ func (p *parser) actionNode(node *Node, m *mapping, what string) {
 	if wn.Kind != yaml.MappingNode {
 		node.With = p.template(wn, &scope{state: true})
 		if node.With != nil && node.With.kind != exprValue {
-			p.errorf(wn, "%s with: expected a mapping of parameters, got %s", what, kindOf(wn))
+			p.errorf(wn, "%s.with: expected a mapping of parameters, got %s", what, kindOf(wn))
 		}
 		return
 	}
-	wm := p.mapping(wn, nil, what+" with")
+	wm := p.mapping(wn, nil, what+".with")
 	if wm == nil {
 		return
 	}

@@ -29,7 +29,7 @@ func (p *parser) state(n *yaml.Node) {
 }
 
 func (p *parser) field(f *Field, n *yaml.Node) {
-	what := fmt.Sprintf("state field %q", f.Name)
+	what := "state." + f.Name
 	f.Type = &Type{Name: "any"}
 	if n.Kind == yaml.ScalarNode {
 		// Shorthand: `words: number`.
@@ -49,7 +49,7 @@ func (p *parser) field(f *Field, n *yaml.Node) {
 	f.Type = p.typeDesc(m, what)
 	f.Description = f.Type.Description
 	if v := m.get(p, "required"); v != nil {
-		f.Required, _ = p.boolean(v, what+" required")
+		f.Required, _ = p.boolean(v, what+".required")
 	}
 	f.Default = f.Type.Zero()
 	if v := m.get(p, "default"); v != nil {
@@ -58,7 +58,7 @@ func (p *parser) field(f *Field, n *yaml.Node) {
 		}
 		if def, ok := p.literal(v); ok {
 			if msg := f.Type.Check(def); msg != "" {
-				p.errorf(v, "default of %s: %s", what, msg)
+				p.errorf(v, "%s.default: %s", what, msg)
 			}
 			f.Default = def
 		}
@@ -106,33 +106,33 @@ func (p *parser) typeName(n *yaml.Node, name string) *Type {
 func (p *parser) typeDesc(m *mapping, what string) *Type {
 	t := &Type{Name: "any"}
 	if v := m.get(p, "type"); v != nil {
-		if name, ok := p.str(v, what+" type"); ok {
+		if name, ok := p.str(v, what+".type"); ok {
 			t = p.typeName(v, name)
 		}
 	}
 	if v := m.get(p, "description"); v != nil {
-		t.Description, _ = p.str(v, what+" description")
+		t.Description, _ = p.str(v, what+".description")
 	}
 	if v := m.get(p, "items"); v != nil {
 		if t.Name != "array" {
 			p.errorf(m.key("items"), "items applies to type array, not %s", t.Name)
 		}
-		t.Items = p.subType(v, what+" items")
+		t.Items = p.subType(v, what+".items")
 	}
 	if v := m.get(p, "properties"); v != nil {
 		if t.Name != "object" {
 			p.errorf(m.key("properties"), "properties applies to type object, not %s", t.Name)
 		}
-		if pm := p.mapping(v, nil, what+" properties"); pm != nil {
+		if pm := p.mapping(v, nil, what+".properties"); pm != nil {
 			t.Properties = map[string]*Type{}
 			for i, k := range pm.keys {
-				t.Properties[k.Value] = p.subType(pm.vals[i], fmt.Sprintf("%s property %q", what, k.Value))
+				t.Properties[k.Value] = p.subType(pm.vals[i], what+".properties."+k.Value)
 			}
 		}
 	}
 	if v := m.get(p, "enum"); v != nil {
 		if v.Kind != yaml.SequenceNode || len(v.Content) == 0 {
-			p.errorf(v, "%s enum: expected a list of the allowed values, got %s", what, kindOf(v))
+			p.errorf(v, "%s.enum: expected a list of the allowed values, got %s", what, kindOf(v))
 		} else {
 			for _, e := range v.Content {
 				lit, ok := p.literal(e)
@@ -141,7 +141,7 @@ func (p *parser) typeDesc(m *mapping, what string) *Type {
 				}
 				if t.Name != "any" {
 					if msg := (&Type{Name: t.Name}).Check(lit); msg != "" {
-						p.errorf(e, "%s enum value: %s", what, msg)
+						p.errorf(e, "%s.enum: %s", what, msg)
 					}
 				}
 				t.Enum = append(t.Enum, lit)
@@ -178,7 +178,7 @@ var reducerTypes = map[ReducerKind][]string{
 }
 
 func (p *parser) reducer(f *Field, n *yaml.Node) {
-	what := fmt.Sprintf("reducer of state field %q", f.Name)
+	what := "state." + f.Name + ".reducer"
 	if n.Kind == yaml.MappingNode {
 		m := p.mapping(n, reducerExprDef, what)
 		if m == nil {
@@ -207,7 +207,7 @@ func (p *parser) reducer(f *Field, n *yaml.Node) {
 	}
 	f.Reducer = Reducer{Kind: kind, Name: name}
 	if types, limited := reducerTypes[kind]; limited && f.Type.Name != "any" && !contains(types, f.Type.Name) {
-		p.errorf(n, "reducer %q cannot apply to %s field %q: it works on %s", name, f.Type.Name, f.Name, quoted(types))
+		p.errorf(n, "reducer %q cannot apply to %s field %q: it works on %s fields", name, f.Type.Name, f.Name, quoted(types))
 	}
 }
 

@@ -53,6 +53,14 @@ func (v *Value) Const() (any, bool) {
 	return nil, false
 }
 
+// Source returns the expression of a value computed by one expression, else "".
+func (v *Value) Source() string {
+	if v.kind == exprValue {
+		return v.expr.Src
+	}
+	return ""
+}
+
 // Keys returns the keys of an object value, in file order, or nil.
 func (v *Value) Keys() []string { return v.keys }
 

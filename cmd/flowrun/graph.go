@@ -1,0 +1,315 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/flowrun/flowrun/spec"
+)
+
+func (e *env) graphCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "graph",
+		Usage:     "draw a workflow as a Mermaid or Graphviz diagram",
+		ArgsUsage: "FILE",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "format", Value: "mermaid", Usage: "mermaid or dot"},
+		},
+		Action: func(c *cli.Context) error {
+			format := c.String("format")
+			if format != "mermaid" && format != "dot" {
+				return usageError("--format %q: expected mermaid or dot", format)
+			}
+			if c.Args().Len() != 1 {
+				return usageError("graph: name one workflow file")
+			}
+			wf, err := e.load(c.Args().First())
+			if err != nil {
+				return err
+			}
+			g := buildGraph(wf)
+			if format == "dot" {
+				g.dot(e.stdout, wf.Name)
+			} else {
+				g.mermaid(e.stdout)
+			}
+			return nil
+		},
+	}
+}
+
+// graph is a workflow drawn as boxes and edges, sub-workflows as clusters.
+type graph struct {
+	boxes    []box
+	edges    []edge
+	clusters []cluster
+}
+
+type box struct {
+	id, label string
+	shape     string // action, pass, map, parallel, workflow, terminal
+}
+
+type edge struct {
+	from, to, label string
+	style           string // next, fanout, branch, error
+}
+
+type cluster struct {
+	id, label string
+	boxes     []string
+}
+
+func buildGraph(wf *spec.Workflow) *graph {
+	g := &graph{}
+	g.boxes = append(g.boxes, box{id: "START", label: "start", shape: "terminal"})
+	g.add(wf, "", "START")
+	return g
+}
+
+// add draws wf's nodes with ids prefixed by prefix, and an edge from `from` to its
+// start node; it returns nothing, adding END where top-level chains end.
+func (g *graph) add(wf *spec.Workflow, prefix, from string) {
+	id := func(n *spec.Node) string { return prefix + n.Name }
+	end := prefix + "END"
+	usesEnd := false
+	g.edges = append(g.edges, edge{from: from, to: id(wf.Start), style: "next"})
+	// Nodes reached along next edges from the start run at top level; a chain that
+	// ends there ends the workflow. Map targets end their item instead.
+	top := map[*spec.Node]bool{}
+	var walk func(n *spec.Node)
+	walk = func(n *spec.Node) {
+		if n == nil || top[n] {
+			return
+		}
+		top[n] = true
+		if n.Next != nil {
+			for _, c := range n.Next.Cases {
+				walk(c.To)
+			}
+		}
+		if n.OnError != nil && n.OnError.Next != nil {
+			for _, c := range n.OnError.Next.Cases {
+				walk(c.To)
+			}
+		}
+	}
+	walk(wf.Start)
+	for _, n := range wf.Nodes {
+		label, shape := n.Name, n.Kind.String()
+		switch n.Kind {
+		case spec.ActionNode:
+			label += "\n" + n.Action.Name
+		case spec.MapNode:
+			label += "\nmap over " + exprText(n.Map.Over)
+			if n.Map.Batch != nil || n.Map.MaxBytes != nil {
+				label += " (batches)"
+			} else if n.Map.Chunks != nil {
+				label += " (chunks)"
+			}
+		case spec.ParallelNode:
+			label += "\nparallel"
+		case spec.WorkflowNode:
+			label += "\nworkflow " + n.WorkflowRef
+		}
+		g.boxes = append(g.boxes, box{id: id(n), label: label, shape: shape})
+		target := func(to *spec.Node) string {
+			if to == nil {
+				usesEnd = true
+				return end
+			}
+			return id(to)
+		}
+		if n.Map != nil {
+			for _, c := range n.Map.Route {
+				label := "each " + n.Map.As
+				if c.When != nil {
+					label = c.When.Src
+				}
+				g.edges = append(g.edges, edge{from: id(n), to: target(c.To), label: label, style: "fanout"})
+			}
+		}
+		for _, b := range n.Parallel {
+			g.edges = append(g.edges, edge{from: id(n), to: id(b), style: "branch"})
+		}
+		if n.Next != nil {
+			for _, c := range n.Next.Cases {
+				label := ""
+				if c.When != nil {
+					label = c.When.Src
+				}
+				g.edges = append(g.edges, edge{from: id(n), to: target(c.To), label: label, style: "next"})
+			}
+		}
+		if n.OnError != nil && n.OnError.Next != nil {
+			for _, c := range n.OnError.Next.Cases {
+				g.edges = append(g.edges, edge{from: id(n), to: target(c.To), label: "on error", style: "error"})
+			}
+		}
+		if top[n] && (n.Next == nil || !hasDefault(n.Next)) {
+			g.edges = append(g.edges, edge{from: id(n), to: target(nil), style: "next"})
+		}
+		if n.Workflow != nil {
+			sub := prefix + n.Name + "__"
+			before, startEdge := len(g.boxes), len(g.edges)
+			g.add(n.Workflow, sub, id(n))
+			cl := cluster{id: sub + "cluster", label: n.WorkflowRef}
+			for _, b := range g.boxes[before:] {
+				cl.boxes = append(cl.boxes, b.id)
+			}
+			g.clusters = append(g.clusters, cl)
+			g.edges[startEdge].style = "branch" // the node runs the sub-workflow
+
+		}
+	}
+	if usesEnd {
+		g.boxes = append(g.boxes, box{id: end, label: "END", shape: "terminal"})
+	}
+}
+
+func hasDefault(n *spec.Next) bool {
+	for _, c := range n.Cases {
+		if c.When == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func exprText(v *spec.Value) string {
+	if v == nil {
+		return "?"
+	}
+	if src := v.Source(); src != "" {
+		return src
+	}
+	return "a list"
+}
+
+var mermaidShapes = map[string][2]string{
+	"action": {"[", "]"}, "pass": {"(", ")"}, "map": {"[[", "]]"},
+	"parallel": {"{{", "}}"}, "workflow": {"[/", "/]"}, "terminal": {"([", "])"},
+}
+
+func mermaidText(s string) string {
+	s = strings.ReplaceAll(s, `"`, "#quot;")
+	return strings.ReplaceAll(s, "\n", "<br/>")
+}
+
+func (g *graph) mermaid(w io.Writer) {
+	fmt.Fprintln(w, "flowchart TD")
+	inCluster := map[string]bool{}
+	for _, cl := range g.clusters {
+		for _, b := range cl.boxes {
+			inCluster[b] = true
+		}
+	}
+	writeBox := func(b box, pad string) {
+		sh := mermaidShapes[b.shape]
+		fmt.Fprintf(w, "%s%s%s\"%s\"%s\n", pad, b.id, sh[0], mermaidText(b.label), sh[1])
+	}
+	for _, b := range g.boxes {
+		if !inCluster[b.id] {
+			writeBox(b, "  ")
+		}
+	}
+	for _, cl := range g.clusters {
+		fmt.Fprintf(w, "  subgraph %s[\"%s\"]\n", cl.id, mermaidText(cl.label))
+		for _, id := range cl.boxes {
+			for _, b := range g.boxes {
+				if b.id == id {
+					writeBox(b, "    ")
+				}
+			}
+		}
+		fmt.Fprintln(w, "  end")
+	}
+	for _, e := range g.edges {
+		arrow := "-->"
+		switch e.style {
+		case "fanout":
+			arrow = "-.->"
+		case "branch":
+			arrow = "==>"
+		}
+		label := ""
+		if e.label != "" {
+			label = fmt.Sprintf("|\"%s\"|", mermaidText(e.label))
+		}
+		fmt.Fprintf(w, "  %s %s%s %s\n", e.from, arrow, label, e.to)
+	}
+}
+
+var dotShapes = map[string]string{
+	"action": "box", "pass": "ellipse", "map": "box3d", "parallel": "hexagon",
+	"workflow": "component", "terminal": "oval",
+}
+
+func dotText(s string) string {
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	s = strings.ReplaceAll(s, `"`, `\"`)
+	return strings.ReplaceAll(s, "\n", `\n`)
+}
+
+func (g *graph) dot(w io.Writer, name string) {
+	fmt.Fprintf(w, "digraph \"%s\" {\n  rankdir=TB;\n  node [fontname=\"Helvetica\"];\n", dotText(name))
+	inCluster := map[string]bool{}
+	for _, cl := range g.clusters {
+		for _, b := range cl.boxes {
+			inCluster[b] = true
+		}
+	}
+	writeBox := func(b box, pad string) {
+		fmt.Fprintf(w, "%s\"%s\" [shape=%s, label=\"%s\"];\n", pad, b.id, dotShapes[b.shape], dotText(b.label))
+	}
+	for _, b := range g.boxes {
+		if !inCluster[b.id] {
+			writeBox(b, "  ")
+		}
+	}
+	for _, cl := range g.clusters {
+		fmt.Fprintf(w, "  subgraph \"cluster_%s\" {\n    label=\"%s\";\n", cl.id, dotText(cl.label))
+		for _, id := range cl.boxes {
+			for _, b := range g.boxes {
+				if b.id == id {
+					writeBox(b, "    ")
+				}
+			}
+		}
+		fmt.Fprintln(w, "  }")
+	}
+	for _, e := range g.edges {
+		var attrs []string
+		switch e.style {
+		case "fanout":
+			attrs = append(attrs, "style=dashed")
+		case "branch":
+			attrs = append(attrs, "style=bold")
+		case "error":
+			attrs = append(attrs, "color=red")
+		}
+		if e.label != "" {
+			attrs = append(attrs, fmt.Sprintf("label=\"%s\"", dotText(e.label)))
+		}
+		a := ""
+		if attrs != nil {
+			a = " [" + strings.Join(attrs, ", ") + "]"
+		}
+		fmt.Fprintf(w, "  \"%s\" -> \"%s\"%s;\n", e.from, e.to, a)
+	}
+	fmt.Fprintln(w, "}")
+}
+
+func (e *env) schemaCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "schema",
+		Usage: "print the JSON Schema for workflow files (for editors)",
+		Action: func(c *cli.Context) error {
+			_, err := e.stdout.Write(spec.Schema(e.reg))
+			return err
+		},
+	}
+}

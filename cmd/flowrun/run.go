@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/flowrun/flowrun/runtime"
+	"github.com/flowrun/flowrun/spec"
+)
+
+func (e *env) runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run a workflow and print its final state (or output fields) as JSON",
+		ArgsUsage: "FILE",
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "input", Aliases: []string{"i"}, Usage: "an input: `name=value` (JSON if it parses, else a string) or name=@file.json|yaml"},
+			&cli.StringFlag{Name: "input-file", Usage: "a JSON or YAML `FILE` holding an object of inputs"},
+			&cli.IntFlag{Name: "max-workers", Usage: "actions in flight across the run (default: limits.concurrency, else 16)"},
+			&cli.StringFlag{Name: "output", Value: "json", Usage: "json or yaml"},
+			&cli.StringFlag{Name: "events", Usage: "write one JSON event per line to `FILE` (- for stderr)"},
+			&cli.StringFlag{Name: "run-id", Usage: "the run's id (default: a new one)"},
+			&cli.BoolFlag{Name: "allow-exec", Usage: "allow the exec action to run programs"},
+			&cli.StringSliceFlag{Name: "allow-path", Usage: "let file actions use `DIR` too (repeatable)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Len() != 1 {
+				return usageError("run: name one workflow file (flowrun run FILE [-i name=value]...)")
+			}
+			return e.run(c)
+		},
+	}
+}
+
+func (e *env) run(c *cli.Context) error {
+	format := c.String("output")
+	if format != "json" && format != "yaml" {
+		return usageError("--output %q: expected json or yaml", format)
+	}
+	if n := c.Int("max-workers"); n < 0 {
+		return usageError("--max-workers %d: expected a positive number", n)
+	}
+	wf, err := e.load(c.Args().First())
+	if err != nil {
+		return err
+	}
+	inputs, err := readInputs(c)
+	if err != nil {
+		return exitWith(exitInvalid, err)
+	}
+	opts, closeEvents, err := e.options(c)
+	if err != nil {
+		return err
+	}
+	res, runErr := runtime.Run(c.Context, wf, inputs, opts)
+	if err := closeEvents(); err != nil {
+		fmt.Fprintf(e.stderr, "flowrun: --events: %v\n", err)
+	}
+	if runErr != nil {
+		return e.runFailed(c.Context, runErr)
+	}
+	if len(res.Failures) > 0 {
+		fmt.Fprint(e.stderr, runtime.Report(res.Failures))
+	}
+	return writeOutput(e.stdout, format, res.Output, res.Fields)
+}
+
+// load loads a workflow, printing its problems; warnings do not stop it.
+func (e *env) load(file string) (*spec.Workflow, error) {
+	wf, err := spec.Load(file, e.reg)
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return nil, exitWith(exitInvalid, nil)
+	}
+	for _, w := range wf.Warnings {
+		fmt.Fprintln(e.stderr, w)
+	}
+	return wf, nil
+}
+
+// runFailed reports a failed or interrupted run and picks the exit code.
+func (e *env) runFailed(ctx context.Context, err error) error {
+	var ie *runtime.InputError
+	if errors.As(err, &ie) {
+		return exitWith(exitInvalid, err)
+	}
+	var re *runtime.RunError
+	if errors.As(err, &re) {
+		fmt.Fprint(e.stderr, runtime.Report(re.Failures))
+	}
+	if ctx.Err() != nil {
+		return exitWith(exitInterrupted, err)
+	}
+	return exitWith(exitFailed, err)
+}
+
+// readInputs gathers --input-file, then -i (which wins).
+func readInputs(c *cli.Context) (map[string]any, error) {
+	inputs := map[string]any{}
+	if f := c.String("input-file"); f != "" {
+		obj, err := runtime.ReadInputsFile(f)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range obj {
+			inputs[k] = v
+		}
+	}
+	for _, arg := range c.StringSlice("input") {
+		name, v, err := runtime.ParseInput(arg, "")
+		if err != nil {
+			return nil, err
+		}
+		inputs[name] = v
+	}
+	return inputs, nil
+}
+
+// options builds the run's options from the flags; the returned func closes the
+// event stream.
+func (e *env) options(c *cli.Context) (runtime.Options, func() error, error) {
+	opts := runtime.Options{
+		RunID:      c.String("run-id"),
+		MaxWorkers: c.Int("max-workers"),
+		AllowExec:  c.Bool("allow-exec"),
+		Log: func(level, msg string) {
+			fmt.Fprintf(e.stderr, "[%s] %s\n", level, msg)
+		},
+	}
+	for _, dir := range c.StringSlice("allow-path") {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return opts, nil, usageError("--allow-path %s: %v", dir, err)
+		}
+		opts.AllowPaths = append(opts.AllowPaths, abs)
+	}
+	closeEvents := func() error { return nil }
+	if path := c.String("events"); path != "" {
+		w, closer, err := e.eventWriter(path)
+		if err != nil {
+			return opts, nil, usageError("--events: %v", err)
+		}
+		ew := &eventWriter{w: bufio.NewWriter(w)}
+		opts.Observer = ew
+		closeEvents = func() error {
+			err := ew.flush()
+			if cerr := closer(); err == nil {
+				err = cerr
+			}
+			return err
+		}
+	}
+	return opts, closeEvents, nil
+}
+
+func (e *env) eventWriter(path string) (io.Writer, func() error, error) {
+	if path == "-" {
+		return e.stderr, func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, f.Close, nil
+}
+
+// eventWriter writes events as JSON lines.
+type eventWriter struct {
+	mu  sync.Mutex
+	w   *bufio.Writer
+	err error
+}
+
+func (ew *eventWriter) Observe(ev *runtime.Event) {
+	b, err := json.Marshal(ev)
+	ew.mu.Lock()
+	defer ew.mu.Unlock()
+	if err == nil && ew.err == nil {
+		b = append(b, '\n')
+		_, ew.err = ew.w.Write(b)
+	}
+}
+
+func (ew *eventWriter) flush() error {
+	ew.mu.Lock()
+	defer ew.mu.Unlock()
+	if ew.err != nil {
+		return ew.err
+	}
+	return ew.w.Flush()
+}
