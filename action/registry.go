@@ -167,6 +167,8 @@ func (g OneOf) Check(present func(name string) bool) string {
 		}
 	}
 	switch {
+	case len(given) > 1 && len(given) == len(g.Params):
+		return fmt.Sprintf("give only one of %s", quoteList(g.Params))
 	case len(given) > 1:
 		return fmt.Sprintf("give only one of %s, not %s", quoteList(g.Params), quoteList(given))
 	case len(given) == 0 && g.Required:

@@ -73,6 +73,11 @@ type scope struct {
 
 var envFuncType = types.TypeOf(EnvFunc(nil))
 
+// key identifies what a scope makes visible, for caching compiled values.
+func (sc *scope) key() string {
+	return fmt.Sprintf("%t/%s/%t/%t/%t/%q/%s", sc.state, sc.item, sc.output, sc.errVar, sc.reduce, sc.outputs, sc.outputOf)
+}
+
 func (sc *scope) env() types.Map {
 	open := types.Map{types.Extra: types.Any}
 	env := types.Map{}
@@ -150,8 +155,10 @@ func (p *parser) compile(src string, loc locator, off int, sc *scope) *Expr {
 	prog, err := expr.Compile(code, expr.Env(sc.env()), expr.MaxNodes(maxExprNodes), expr.Patch(check))
 	if err != nil {
 		var fe *file.Error
-		if errors.As(err, &fe) {
-			p.errorAt(loc(off+back(fe.From)), "expression %q: %s%s", clip(strings.TrimSpace(src), 50), fe.Message, exprHint(fe.Message, sc))
+		if strings.Contains(err.Error(), "exceeds maximum allowed nodes") {
+			p.errorAt(at, "expression is too complex (more than %d operations): split it or move the logic into an action", maxExprNodes)
+		} else if errors.As(err, &fe) {
+			p.errorAt(loc(off+back(fe.From)), "expression %q: %s%s", clip(strings.Join(strings.Fields(src), " "), 50), fe.Message, p.exprHint(fe.Message, sc))
 		} else {
 			p.errorAt(at, "%v", err)
 		}
@@ -207,7 +214,7 @@ func escapeControls(src string) (string, func(int) int) {
 }
 
 // exprHint explains an unknown name when the cause is likely a scope mistake.
-func exprHint(msg string, sc *scope) string {
+func (p *parser) exprHint(msg string, sc *scope) string {
 	name, ok := strings.CutPrefix(msg, "unknown name ")
 	if !ok {
 		return ""
@@ -221,13 +228,16 @@ func exprHint(msg string, sc *scope) string {
 	if hint := suggest(name, visible); hint != "" {
 		return hint
 	}
+	if contains(p.itemVars, name) {
+		return "; a map's item variable is only visible in the map's route and with: pass it on in with and read input.<name>"
+	}
 	switch name {
 	case "output":
 		return "; output is only visible in update, set and next"
 	case "error":
 		return "; error is only visible in on_error and retry.when"
-	case "index", "item":
-		return "; the item variable and index are only visible in the map's route and with; workers see them as input.<name>"
+	case "index":
+		return "; index is only visible in the map's route and with; workers read input.index"
 	}
 	if sc.state {
 		return "; use state.<field> or input.<name>"

@@ -160,7 +160,9 @@ func (p *parser) workflow(root *yaml.Node) {
 		return
 	}
 	if n := m.get(p, "version"); n == nil {
-		p.errorf(root, "missing key \"version\": add \"version: 1\" at the top")
+		if !m.guessed["version"] {
+			p.errorf(root, "missing key \"version\": add \"version: 1\" at the top")
+		}
 	} else if v, ok := p.integer(n, "version", 0); ok && v != 1 {
 		p.errorf(n, "unsupported version %d: this flowrun reads version 1", v)
 	}
@@ -188,7 +190,9 @@ func (p *parser) workflow(root *yaml.Node) {
 	}
 	nodes := m.get(p, "nodes")
 	if nodes == nil {
-		p.errorf(root, "missing key \"nodes\": a workflow needs at least one node")
+		if !m.guessed["nodes"] {
+			p.errorf(root, "missing key \"nodes\": a workflow needs at least one node")
+		}
 		return
 	}
 	p.nodes(nodes)

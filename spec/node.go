@@ -34,7 +34,8 @@ func (p *parser) nodes(n *yaml.Node) {
 		p.errorf(n, "nodes is empty: a workflow needs at least one node")
 		return
 	}
-	for _, k := range m.keys {
+	for i, k := range m.keys {
+		p.collectItemVar(m.vals[i])
 		if !identRE.MatchString(k.Value) && !nameSchemaRE.MatchString(k.Value) {
 			p.errorf(k, "node name %q: use letters, digits, _ and -", k.Value)
 		}
@@ -47,6 +48,28 @@ func (p *parser) nodes(n *yaml.Node) {
 	}
 	for i, node := range p.wf.Nodes {
 		p.node(node, m.keys[i], m.vals[i])
+	}
+}
+
+// collectItemVar notes the item variable of a map node, before any expression is
+// compiled, so that using it outside its map can be explained.
+func (p *parser) collectItemVar(n *yaml.Node) {
+	n = p.resolve(n)
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value != "map" {
+			continue
+		}
+		mp := p.resolve(n.Content[i+1])
+		name := "item"
+		for j := 0; mp.Kind == yaml.MappingNode && j+1 < len(mp.Content); j += 2 {
+			if mp.Content[j].Value == "as" {
+				name = p.resolve(mp.Content[j+1]).Value
+			}
+		}
+		p.itemVars = append(p.itemVars, name)
 	}
 }
 

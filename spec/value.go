@@ -127,9 +127,36 @@ func Text(v any) string {
 	return string(b)
 }
 
-// template converts a YAML value holding templates into a Value.
+// template converts a YAML value holding templates into a Value. A node reached
+// again through an alias is compiled once: the cached value is shared (values are
+// immutable), while the budget is still charged for its expanded size.
 func (p *parser) template(n *yaml.Node, sc *scope) *Value {
 	n = p.resolve(n)
+	key := templateKey{n, sc.key()}
+	if hit, ok := p.templates[key]; ok {
+		p.charge(hit.size)
+		return hit.v
+	}
+	before := p.visits
+	v := p.compileTemplate(n, sc)
+	if p.templates == nil {
+		p.templates = map[templateKey]templateHit{}
+	}
+	p.templates[key] = templateHit{v, p.visits - before}
+	return v
+}
+
+type templateKey struct {
+	n     *yaml.Node
+	scope string
+}
+
+type templateHit struct {
+	v    *Value
+	size int
+}
+
+func (p *parser) compileTemplate(n *yaml.Node, sc *scope) *Value {
 	v := &Value{Pos: p.pos(n)}
 	switch n.Kind {
 	case yaml.MappingNode:

@@ -28,6 +28,11 @@ type parser struct {
 	name   string   // the file's path for messages
 	lines  []string // the file's lines, for positions inside block scalars
 	visits int
+	last   *yaml.Node // the node visited last, where a budget overrun is reported
+	// templates caches compiled values by YAML node and scope (see template).
+	templates map[templateKey]templateHit
+	// itemVars are the item variable names of the file's maps (as:), for hints.
+	itemVars []string
 	// fieldNames are the state fields, for checking state.<name> in expressions;
 	// nil until the state is read.
 	fieldNames []string
@@ -54,14 +59,20 @@ func (p *parser) warnf(n *yaml.Node, format string, args ...any) {
 
 // resolve follows an alias to its anchor, counting the visit against the budget.
 func (p *parser) resolve(n *yaml.Node) *yaml.Node {
-	p.visits++
-	if p.visits > maxVisits {
-		panic(errBudget{n})
-	}
+	p.last = n
+	p.charge(1)
 	for n != nil && n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
 	return n
+}
+
+// charge counts n more visits against the budget.
+func (p *parser) charge(n int) {
+	p.visits += n
+	if p.visits > maxVisits {
+		panic(errBudget{p.last})
+	}
 }
 
 // kindOf names what a node holds, for "expected X, got Y" messages.
@@ -98,6 +109,9 @@ type mapping struct {
 	node *yaml.Node
 	keys []*yaml.Node
 	vals []*yaml.Node
+	// guessed are the keys suggested for unknown ones: a missing key that was
+	// guessed need not be reported again.
+	guessed map[string]bool
 }
 
 // mapping checks that n is a mapping and returns its entries. With a def, keys the
@@ -161,6 +175,12 @@ func (p *parser) mapping(n *yaml.Node, def *objDef, what string) *mapping {
 				continue
 			}
 			hint := suggest(k.Value, def.keys())
+			if best := closest(k.Value, def.keys()); best != "" {
+				if m.guessed == nil {
+					m.guessed = map[string]bool{}
+				}
+				m.guessed[best] = true
+			}
 			if hint == "" {
 				hint = "; expected one of " + strings.Join(def.keys(), ", ")
 			}
