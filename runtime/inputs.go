@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"strings"
@@ -125,6 +126,7 @@ func ReadInputsFile(path string) (map[string]any, error) {
 }
 
 // decodeJSON decodes one JSON value; integral numbers become int, others float64.
+// A number out of float64's range is an error.
 func decodeJSON(src []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(src))
 	dec.UseNumber()
@@ -135,31 +137,42 @@ func decodeJSON(src []byte) (any, error) {
 	if dec.More() {
 		return nil, fmt.Errorf("more than one JSON value")
 	}
-	return numbers(v), nil
+	return numbers(v)
 }
 
 // numbers converts json.Number values: integral to int, others to float64.
-func numbers(v any) any {
+func numbers(v any) (any, error) {
 	switch x := v.(type) {
 	case json.Number:
 		if i, err := x.Int64(); err == nil && i >= -(1<<53) && i <= 1<<53 {
-			return int(i)
+			return int(i), nil
 		}
-		f, _ := x.Float64()
-		if f == float64(int64(f)) && f >= -(1<<53) && f <= 1<<53 {
-			return int(f)
+		f, err := x.Float64()
+		if err != nil {
+			return nil, fmt.Errorf("number %s is out of range", x)
 		}
-		return f
+		if f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
+			return int(f), nil
+		}
+		return f, nil
 	case []any:
 		for i, e := range x {
-			x[i] = numbers(e)
+			n, err := numbers(e)
+			if err != nil {
+				return nil, err
+			}
+			x[i] = n
 		}
 	case map[string]any:
 		for k, e := range x {
-			x[k] = numbers(e)
+			n, err := numbers(e)
+			if err != nil {
+				return nil, err
+			}
+			x[k] = n
 		}
 	}
-	return v
+	return v, nil
 }
 
 func resolve(dir, path string) string {

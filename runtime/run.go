@@ -74,6 +74,16 @@ func Run(ctx context.Context, wf *spec.Workflow, inputs map[string]any, opts Opt
 		return nil, err
 	}
 	st, err := r.workflow(ctx, wf, inputs, "")
+	var ie *ItemError
+	if errors.As(err, &ie) && ie.Kind != KindMap && ie.Kind != KindCancel {
+		// A top-level node failed: report it like a failed item. (A failed map
+		// has reported its items already.)
+		f := Failure{Kind: ie.Kind, Attempts: ie.Attempts, Error: ie.Err.Error()}
+		if ie.Node != nil {
+			f.Node, f.Pos = ie.Node.Name, ie.Node.Pos.String()
+		}
+		r.fail(f)
+	}
 	res := &Result{RunID: r.id, Duration: r.now().Sub(start), Failures: r.failureList()}
 	status := "succeeded"
 	if err != nil {

@@ -288,7 +288,12 @@ func integral(f float64) (int, bool) {
 // allocates only where a conversion is needed.
 func Normalize(v any) (any, error) {
 	switch x := v.(type) {
-	case nil, bool, string, int, float64:
+	case nil, bool, string, int:
+		return v, nil
+	case float64:
+		if math.IsInf(x, 0) || math.IsNaN(x) {
+			return nil, fmt.Errorf("%v is not a JSON number (a division by zero?)", x)
+		}
 		return v, nil
 	case []any:
 		var out []any
@@ -338,6 +343,9 @@ func Normalize(v any) (any, error) {
 		return float64(x), nil
 	}
 	if f, ok := action.Float(v); ok {
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			return nil, fmt.Errorf("%v is not a JSON number", f)
+		}
 		if i, ok := integral(f); ok {
 			return i, nil
 		}

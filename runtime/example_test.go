@@ -1,0 +1,59 @@
+package runtime_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/builtins"
+	"github.com/flowrun/flowrun/runtime"
+	"github.com/flowrun/flowrun/spec"
+)
+
+// A Go program registers its own action beside the built-ins, loads a workflow that
+// uses it, and runs it.
+func ExampleRun() {
+	shout := &action.Spec{
+		Name:    "demo.shout",
+		Summary: "Upper-case a text.",
+		Params:  []action.Param{{Name: "text", Type: action.String, Required: true, Doc: "The text."}},
+		Output:  []action.Field{{Name: "text", Type: action.String, Doc: "The text, upper-cased."}},
+		Func: func(ctx context.Context, call *action.Call) (map[string]any, error) {
+			return map[string]any{"text": strings.ToUpper(call.Params["text"].(string))}, nil
+		},
+	}
+	reg, err := action.NewRegistry(append(builtins.All(), shout)...)
+	if err != nil {
+		panic(err)
+	}
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "shout.yaml")
+	os.WriteFile(file, []byte(`version: 1
+state:
+  words: {type: array, items: {type: string}, required: true}
+  loud:  {type: array, reducer: add}
+nodes:
+  fan:
+    map: {over: state.words, as: word, to: shout}
+  shout:
+    action: demo.shout
+    with: {text: "${{ input.word }}!"}
+    update: {loud: "${{ [output.text] }}"}
+output: [loud]
+`), 0o644)
+
+	wf, err := spec.Load(file, reg)
+	if err != nil {
+		panic(err)
+	}
+	res, err := runtime.Run(context.Background(), wf, map[string]any{"words": []any{"map", "reduce"}}, runtime.Options{})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(res.Output["loud"])
+	// Output: [MAP! REDUCE!]
+}

@@ -1,0 +1,179 @@
+package runtime_test
+
+import (
+	"context"
+	"errors"
+	goruntime "runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/runtime"
+)
+
+// tracker counts actions in flight and remembers the most seen at once.
+type tracker struct {
+	now, peak  atomic.Int64
+	goroutines atomic.Int64 // the most goroutines seen by an action
+	calls      atomic.Int64
+}
+
+func (tr *tracker) action() *action.Spec {
+	return testAction("test.track", []action.Param{{Name: "ms", Type: action.Integer, Default: 10}}, nil,
+		func(ctx context.Context, c *action.Call) (map[string]any, error) {
+			tr.calls.Add(1)
+			n := tr.now.Add(1)
+			defer tr.now.Add(-1)
+			for p := tr.peak.Load(); n > p && !tr.peak.CompareAndSwap(p, n); p = tr.peak.Load() {
+			}
+			if g := int64(goruntime.NumGoroutine()); g > tr.goroutines.Load() {
+				tr.goroutines.Store(g)
+			}
+			ms, _ := action.Int(c.Params["ms"])
+			select {
+			case <-time.After(time.Duration(ms) * time.Millisecond):
+				return map[string]any{}, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		})
+}
+
+func TestConcurrencyLimits(t *testing.T) {
+	tests := []struct {
+		name    string
+		src     string
+		workers int
+		want    int64 // the most actions in flight
+	}{
+		{"a map's concurrency", `version: 1
+nodes:
+  fan:
+    map: {over: "1..40", to: work, concurrency: 3}
+  work:
+    action: test.track
+`, 16, 3},
+		{"--max-workers caps a wider map", `version: 1
+nodes:
+  fan:
+    map: {over: "1..40", to: work, concurrency: 30}
+  work:
+    action: test.track
+`, 5, 5},
+		{"limits.concurrency when --max-workers is not given", `version: 1
+limits: {concurrency: 4}
+nodes:
+  fan:
+    map: {over: "1..40", to: work, concurrency: 30}
+  work:
+    action: test.track
+`, 0, 4},
+		{"the run-wide cap counts nested maps and sub-workflows", `version: 1
+nodes:
+  outer:
+    map: {over: "1..6", to: both, concurrency: 6}
+  both:
+    parallel: [inner, sub]
+  inner:
+    map: {over: "1..6", to: work, concurrency: 6}
+  work:
+    action: test.track
+  sub:
+    workflow: ./sub.yaml
+`, 7, 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tr := &tracker{}
+				reg := testRegistry(t, tr.action())
+				wf := load(t, reg, map[string]string{"workflow.yaml": tt.src, "sub.yaml": `version: 1
+nodes:
+  fan:
+    map: {over: "1..6", to: work, concurrency: 6}
+  work:
+    action: test.track
+`})
+				runJSON(t, wf, nil, runtime.Options{MaxWorkers: tt.workers})
+				if got := tr.peak.Load(); got != tt.want {
+					t.Errorf("at most %d actions in flight, want %d", got, tt.want)
+				}
+			})
+		})
+	}
+}
+
+// TestLazyItems checks that a large map pulls items as workers free up: the number
+// of goroutines stays bounded by the concurrency, not by the number of items.
+func TestLazyItems(t *testing.T) {
+	tr := &tracker{}
+	reg := testRegistry(t, tr.action())
+	wf := loadSrc(t, reg, `version: 1
+state:
+  n: {type: integer, reducer: sum}
+nodes:
+  fan:
+    map: {over: "1..20000", to: work, concurrency: 8}
+  work:
+    action: test.track
+    with: {ms: 0}
+    update: {n: 1}
+`)
+	before := goruntime.NumGoroutine()
+	if got := runJSON(t, wf, nil, runtime.Options{MaxWorkers: 8}); got != `{"n":20000}` {
+		t.Fatalf("got %s", got)
+	}
+	// 8 workers, each with its action's goroutine, plus the test's own.
+	if peak := tr.goroutines.Load(); peak > int64(before)+2*8+4 {
+		t.Errorf("%d goroutines at the peak (%d before the run): items are not pulled lazily", peak, before)
+	}
+}
+
+func TestRunawayLimits(t *testing.T) {
+	tests := []struct {
+		name, src, want string
+	}{
+		{"max_items", `version: 1
+limits: {max_items: 5}
+nodes:
+  fan:
+    map: {over: "1..6", to: work}
+  work:
+    update: {}
+    set: {x: 1}
+`, "the map fans out to 6 items; limits.max_items is 5"},
+		{"max_steps", `version: 1
+limits: {max_steps: 20}
+nodes:
+  spin:
+    set: {x: 1}
+    next: spin
+`, "more than 20 steps in one chain: is next looping? raise limits.max_steps if the loop is meant"},
+		{"max_steps inside an item", `version: 1
+limits: {max_steps: 20}
+nodes:
+  fan:
+    map: {over: "[1]", to: spin}
+  spin:
+    set: {x: 1}
+    next: spin
+`, "more than 20 steps in one chain"},
+	}
+	reg := testRegistry(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wf := loadSrc(t, reg, tt.src)
+			_, err := runtime.Run(context.Background(), wf, nil, runtime.Options{})
+			var re *runtime.RunError
+			if !errors.As(err, &re) {
+				t.Fatalf("got %v, want a RunError", err)
+			}
+			if text := err.Error() + "\n" + runtime.Report(re.Failures); !strings.Contains(text, tt.want) {
+				t.Errorf("error and report do not say %q:\n%s", tt.want, text)
+			}
+		})
+	}
+}
