@@ -52,7 +52,7 @@ type itemResult struct {
 // fanOut runs a map or parallel node in chain c and merges its items into c.
 func (c *chain) fanOut(ctx context.Context, node *spec.Node) error {
 	vars := c.vars()
-	fo := &fanout{c: c, node: node, snap: c.stateView(), input: vars["input"], maxFailures: 0, maxRatio: -1, mergeVM: &vm.VM{}}
+	fo := &fanout{c: c, node: node, snap: c.stateView(), input: vars["input"], maxFailures: 0, maxRatio: -1, mergeVM: spec.NewVM()}
 	conc := len(node.Parallel)
 	if mp := node.Map; mp != nil {
 		var err error
@@ -87,7 +87,7 @@ func (c *chain) fanOut(ctx context.Context, node *spec.Node) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			fo.work(&vm.VM{})
+			fo.work(spec.NewVM())
 		}()
 	}
 	if workers > 0 {

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/expr-lang/expr/vm"
 
 	"github.com/flowrun/flowrun/action"
 	"github.com/flowrun/flowrun/spec"
@@ -205,7 +204,7 @@ func describe(v any) string {
 // workflow runs a workflow's top-level chain on a fresh state and returns the final
 // state. path is the item path the workflow runs in ("" for the run's own).
 func (r *run) workflow(ctx context.Context, wf *spec.Workflow, inputs map[string]any, path string) (map[string]any, error) {
-	c := &chain{r: r, wf: wf, env: r.envs[wf], m: &vm.VM{}, st: newState(wf, inputs), path: path}
+	c := &chain{r: r, wf: wf, env: r.envs[wf], m: spec.NewVM(), st: newState(wf, inputs), path: path}
 	if err := c.run(ctx, wf.Start); err != nil {
 		return nil, err
 	}

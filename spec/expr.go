@@ -25,11 +25,20 @@ type Expr struct {
 // runtime supplies one per run under the variable name "env".
 type EnvFunc = func(name string, def ...any) any
 
+// exprMemoryBudget bounds what one evaluation may allocate, in expr's units (about
+// one per element built): well above a fan-out of limits.max_items (1,000,000 by
+// default, "1..n" builds n elements), well below exhausting memory.
+const exprMemoryBudget = 1 << 25
+
+// NewVM returns a VM for Eval. A VM is not safe for concurrent use; a goroutine that
+// evaluates often keeps its own.
+func NewVM() *vm.VM { return &vm.VM{MemoryBudget: exprMemoryBudget} }
+
 // Eval runs the expression with the given variables and returns its value in JSON
 // types. m may be nil; a caller that evaluates often passes its own VM to reuse.
 func (e *Expr) Eval(m *vm.VM, vars map[string]any) (any, error) {
 	if m == nil {
-		m = &vm.VM{}
+		m = NewVM()
 	}
 	out, err := m.Run(e.prog, vars)
 	if err == nil {

@@ -63,10 +63,19 @@ var (
 	// exprSchema is a bare expr-lang expression (when, over, reducer.expr).
 	exprSchema = schema{"type": "string", "minLength": 1, "description": "An expr-lang expression (https://expr-lang.org)."}
 	// templateSchema is a string that is, or contains, ${{ expression }}.
-	templateSchema = schema{"type": "string", "pattern": `\$\{\{.*\}\}`, "description": `A template: "${{ expr }}" yields the expression's value.`}
-	// durationSchema is a Go duration: 150ms, 2s, 1m30s.
-	durationSchema = schema{"type": "string", "pattern": `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`, "description": `A duration such as "150ms", "30s" or "1m30s".`}
-	nameSchema     = schema{"type": "string", "pattern": `^[A-Za-z_][A-Za-z0-9_-]*$`}
+	// Its expression may span lines, hence [\s\S] rather than dot.
+	templateSchema = schema{"type": "string", "pattern": `\$\{\{[\s\S]*\}\}`, "description": `A template: "${{ expr }}" yields the expression's value.`}
+	// durationSchema is what time.ParseDuration takes, negative durations excepted:
+	// 150ms, 2s, 1m30s, 1.5h, .5s, 0.
+	durationSchema = schema{"type": "string", "pattern": `^\+?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$`, "description": `A duration such as "150ms", "30s" or "1m30s".`}
+	// nameSchema is a node name; identSchema is a name written in expressions (state
+	// fields, set names, the item variable), so without "-".
+	nameSchema  = schema{"type": "string", "pattern": `^[A-Za-z_][A-Za-z0-9_-]*$`}
+	identSchema = schema{"type": "string", "pattern": `^[A-Za-z_][A-Za-z0-9_]*$`}
+	// nodeNameSchema is a node name other than END, which ends a chain.
+	nodeNameSchema = schema{"type": "string", "pattern": nameSchema["pattern"], "not": schema{"const": End}}
+	// objectOrTemplate is a mapping, or a template computing one at run time (with:).
+	objectOrTemplate = anyOf(schema{"type": "object"}, templateSchema)
 )
 
 func intOrTemplate(min int) schema {
@@ -81,10 +90,10 @@ var workflowDef = &objDef{
 		{"name", "The workflow's name (default: the file name).", strSchema},
 		{"description", "What the workflow does.", strSchema},
 		{"state", "The shared state: one typed field per key, each merged through its reducer.",
-			schema{"type": "object", "propertyNames": nameSchema, "additionalProperties": ref("stateField")}},
+			schema{"type": "object", "propertyNames": identSchema, "additionalProperties": ref("stateField")}},
 		{"start", "The first node (default: the first node declared).", strSchema},
 		{"nodes", "The nodes, by name.",
-			schema{"type": "object", "minProperties": 1, "propertyNames": nameSchema, "additionalProperties": ref("node")}},
+			schema{"type": "object", "minProperties": 1, "propertyNames": nodeNameSchema, "additionalProperties": ref("node")}},
 		{"output", "The state fields `flowrun run` prints (default: the whole state).",
 			schema{"type": "array", "items": strSchema, "uniqueItems": true}},
 		{"limits", "Run-wide limits.", ref("limits")},
@@ -141,10 +150,10 @@ var nodeDef = &objDef{
 		{"workflow", "Another workflow file to run as a sub-workflow, relative to this file.", strSchema},
 		{"map", "Fan out: run a worker chain for every item of a list.", ref("map")},
 		{"parallel", "Run these nodes' chains at once, then go on to next.",
-			schema{"type": "array", "minItems": 1, "items": strSchema}},
-		{"with", "The action's parameters, or the sub-workflow's inputs.", schema{"type": "object"}},
+			schema{"type": "array", "minItems": 1, "uniqueItems": true, "items": strSchema}},
+		{"with", "The action's parameters, or the sub-workflow's inputs.", objectOrTemplate},
 		{"update", "State updates, each merged through its field's reducer.", schema{"type": "object"}},
-		{"set", "Values for the next nodes of this chain, seen as input.<name>.", schema{"type": "object", "propertyNames": nameSchema}},
+		{"set", "Values for the next nodes of this chain, seen as input.<name>.", schema{"type": "object", "propertyNames": identSchema}},
 		{"next", "The next node: a name, END, or a list of {when, to} cases.", ref("next")},
 		{"retry", "Retry failed attempts.", ref("retry")},
 		{"timeout", "Bound each attempt.", durationSchema},
@@ -157,7 +166,7 @@ var mapDef = &objDef{
 	doc:  "A dynamic fan-out: one task per item (or batch) of a list.",
 	fields: []fieldDef{
 		{"over", "The list to fan out over: an expression, or a literal list.", anyOf(exprSchema, schema{"type": "array"})},
-		{"as", "The item variable's name (default: item); `index` is the 0-based position.", nameSchema},
+		{"as", "The item variable's name (default: item); `index` is the 0-based position.", identSchema},
 		{"batch", "Send lists of up to this many items, or {max_items, max_bytes}.", anyOf(intOrTemplate(1), ref("batch"))},
 		{"chunks", "Split the list into this many near-equal lists, the larger ones first.", intOrTemplate(1)},
 		{"route", "Choose each item's worker: the first case whose `when` holds.",
@@ -207,7 +216,7 @@ var onErrorDef = &objDef{
 	doc:  "Record the error and go on.",
 	fields: []fieldDef{
 		{"update", "State updates; `error` holds kind, message and attempts.", schema{"type": "object"}},
-		{"set", "Values for the next nodes of this chain.", schema{"type": "object"}},
+		{"set", "Values for the next nodes of this chain.", schema{"type": "object", "propertyNames": identSchema}},
 		{"next", "Where the chain goes on (default: it ends).", ref("next")},
 	},
 }

@@ -28,21 +28,30 @@ func Schema(reg *action.Registry) []byte {
 	caseObj["required"] = []string{"to"}
 	mapObj := objSchema(mapDef)
 	mapObj["required"] = []string{"over"}
-	mapObj["oneOf"] = []any{schema{"required": []string{"to"}}, schema{"required": []string{"route"}}}
+	mapObj["oneOf"] = []any{requires("to"), requires("route")}
+	mapObj["not"] = requires("batch", "chunks")
+	batchObj := objSchema(batchDef)
+	batchObj["minProperties"] = 1 // max_items, max_bytes or both
 	reducerObj := objSchema(reducerExprDef)
 	reducerObj["required"] = []string{"expr"}
 	typeEnum := schema{"enum": stringsToAny(typeNames)}
+	// A field written as a mapping names its type; a required field gets its value
+	// at run time, so it has no default.
+	fieldObj := objSchema(stateFieldDef)
+	fieldObj["required"] = []string{"type"}
+	fieldObj["if"] = schema{"properties": schema{"required": schema{"const": true}}, "required": []string{"required"}}
+	fieldObj["then"] = schema{"not": requires("default")}
 
 	root["$defs"] = schema{
 		"node":       nodeSchema(reg),
 		"map":        mapObj,
-		"batch":      objSchema(batchDef),
+		"batch":      batchObj,
 		"case":       caseObj,
 		"next":       oneOf(strSchema, schema{"type": "array", "minItems": 1, "items": ref("case")}),
 		"retry":      objSchema(retryDef),
 		"onError":    oneOf(schema{"enum": []any{"fail", "skip"}}, objSchema(onErrorDef)),
 		"reducer":    oneOf(schema{"enum": stringsToAny(reducerNames)}, reducerObj),
-		"stateField": anyOf(typeEnum, objSchema(stateFieldDef)),
+		"stateField": anyOf(typeEnum, fieldObj),
 		"type":       anyOf(typeEnum, objSchema(typeDef)),
 		"limits":     objSchema(limitsDef),
 	}
@@ -63,6 +72,17 @@ func (d *objDef) field(key string) fieldDef {
 		}
 	}
 	panic("spec: no field " + key + " in " + d.name)
+}
+
+// requires is {required: names}. It also declares the names as properties, which
+// changes nothing for validation but keeps Ajv's strictRequired mode content with a
+// required list inside not, if, oneOf and anyOf.
+func requires(names ...string) schema {
+	props := schema{}
+	for _, n := range names {
+		props[n] = true
+	}
+	return schema{"required": names, "properties": props}
 }
 
 func stringsToAny(s []string) []any {
@@ -107,27 +127,63 @@ func nodeSchema(reg *action.Registry) schema {
 	var rules []any
 	for i, a := range kindKeys {
 		for _, b := range kindKeys[i+1:] {
-			rules = append(rules, schema{"not": schema{"required": []string{a, b}}})
+			rules = append(rules, schema{"not": requires(a, b)})
 		}
 	}
 	for _, kind := range []NodeKind{MapNode, ParallelNode} {
 		allowed := stringsToAny(append([]string{kind.String()}, kindAllows[kind]...))
 		rules = append(rules, schema{
-			"if":   schema{"required": []string{kind.String()}},
+			"if":   requires(kind.String()),
 			"then": schema{"propertyNames": schema{"enum": allowed}},
 		})
 	}
+	// A pass node (no kind key) takes only its keys, and does something.
+	var kinds, passActs []any
+	for _, k := range kindKeys {
+		kinds = append(kinds, requires(k))
+	}
+	for _, k := range kindAllows[PassNode] {
+		if k != "description" {
+			passActs = append(passActs, requires(k))
+		}
+	}
+	rules = append(rules, schema{
+		"if": schema{"not": schema{"anyOf": kinds}},
+		"then": schema{
+			"propertyNames": schema{"enum": stringsToAny(kindAllows[PassNode])},
+			"anyOf":         passActs,
+		},
+	})
 	for _, a := range reg.Specs() {
+		then := schema{"properties": schema{"with": anyOf(withSchema(a), templateSchema)}}
+		if needsWith(a) {
+			then["required"] = []string{"with"}
+		}
 		rules = append(rules, schema{
 			"if": schema{
 				"required":   []string{"action"},
 				"properties": schema{"action": schema{"const": a.Name}},
 			},
-			"then": schema{"properties": schema{"with": anyOf(withSchema(a), templateSchema)}},
+			"then": then,
 		})
 	}
 	s["allOf"] = rules
 	return s
+}
+
+// needsWith reports whether the action has a parameter that must be given.
+func needsWith(a *action.Spec) bool {
+	for _, p := range a.Params {
+		if p.Required {
+			return true
+		}
+	}
+	for _, g := range a.OneOf {
+		if g.Required {
+			return true
+		}
+	}
+	return false
 }
 
 // withSchema is the schema of one action's with: its parameters, typed; any value may
@@ -159,13 +215,13 @@ func withSchema(a *action.Spec) schema {
 		if g.Required {
 			var alts []any
 			for _, name := range g.Params {
-				alts = append(alts, schema{"required": []string{name}})
+				alts = append(alts, requires(name))
 			}
 			groups = append(groups, schema{"anyOf": alts})
 		}
 		for i, x := range g.Params {
 			for _, y := range g.Params[i+1:] {
-				groups = append(groups, schema{"not": schema{"required": []string{x, y}}})
+				groups = append(groups, schema{"not": requires(x, y)})
 			}
 		}
 	}
