@@ -232,7 +232,7 @@ func panicSite(stack []byte) string {
 
 // handled records an error that on_error dealt with.
 func (r *run) handled(node *spec.Node, path string, ie *ItemError) {
-	f := Failure{Item: path, Kind: ie.Kind, Attempts: ie.Attempts, Error: ie.Err.Error(), Tolerated: true}
+	f := Failure{Item: path, Kind: ie.Kind, Attempts: ie.Attempts, Error: ie.Err.Error(), Handled: true}
 	if node != nil {
 		f.Node, f.Pos = node.Name, node.Pos.String()
 	}

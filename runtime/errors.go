@@ -73,18 +73,22 @@ func asItemError(node *spec.Node, kind string, err error) *ItemError {
 
 // Failure is a failed item of a run, reported at its end.
 type Failure struct {
-	Map       string `json:"map,omitempty"`  // the map (or parallel) node the item belongs to
-	Item      string `json:"item,omitempty"` // the item's index path: "3", or "3/0" when nested
-	Node      string `json:"node"`           // the node where it failed
-	Pos       string `json:"pos,omitempty"`
-	Kind      string `json:"kind"`
-	Attempts  int    `json:"attempts"`
-	Error     string `json:"error"`
-	Tolerated bool   `json:"tolerated,omitempty"` // within max_failures: the run went on
+	Map      string `json:"map,omitempty"`  // the map (or parallel) node the item belongs to
+	Item     string `json:"item,omitempty"` // the item's index path: "3", or "3/0" when nested
+	Node     string `json:"node"`           // the node where it failed
+	Pos      string `json:"pos,omitempty"`
+	Kind     string `json:"kind"`
+	Attempts int    `json:"attempts"`
+	Error    string `json:"error"`
+	// Tolerated failures were within their map's max_failures: the run went on.
+	Tolerated bool `json:"tolerated,omitempty"`
+	// Handled failures were dealt with by the node's on_error (skip, or update and
+	// next): the item went on, or ended without updates.
+	Handled bool `json:"handled,omitempty"`
 }
 
 // RunError is a run that failed. Its Failures list every failed item, tolerated
-// ones included.
+// and handled ones included.
 type RunError struct {
 	Err      error
 	Failures []Failure
@@ -94,34 +98,47 @@ func (e *RunError) Error() string { return e.Err.Error() }
 
 func (e *RunError) Unwrap() error { return e.Err }
 
-// Report writes the failed items, one line each, in item order.
+// Report writes the failed items, one line each, in item order: those that failed
+// the run, those tolerated by max_failures, and those handled by on_error.
 func Report(failures []Failure) string {
 	if len(failures) == 0 {
 		return ""
 	}
 	sorted := append([]Failure(nil), failures...)
 	sort.SliceStable(sorted, func(i, j int) bool { return pathLess(sorted[i].Item, sorted[j].Item) })
-	var b strings.Builder
-	failed, tolerated := 0, 0
+	failed, tolerated, handled := 0, 0, 0
 	for _, f := range sorted {
-		if f.Tolerated {
+		switch {
+		case f.Handled:
+			handled++
+		case f.Tolerated:
 			tolerated++
-		} else {
+		default:
 			failed++
 		}
 	}
-	fmt.Fprintf(&b, "failed items: %d", failed)
-	if tolerated > 0 {
-		fmt.Fprintf(&b, " (and %d tolerated)", tolerated)
+	var b strings.Builder
+	var parts []string
+	if failed > 0 || tolerated == 0 && handled == 0 {
+		parts = append(parts, fmt.Sprintf("failed items: %d", failed))
 	}
-	b.WriteString("\n")
+	if tolerated > 0 {
+		parts = append(parts, fmt.Sprintf("tolerated failures: %d", tolerated))
+	}
+	if handled > 0 {
+		parts = append(parts, fmt.Sprintf("errors handled by on_error: %d", handled))
+	}
+	b.WriteString(strings.Join(parts, "; ") + "\n")
 	for _, f := range sorted {
 		item := f.Item
 		if item == "" {
 			item = "-"
 		}
 		tag := ""
-		if f.Tolerated {
+		switch {
+		case f.Handled:
+			tag = " (handled by on_error)"
+		case f.Tolerated:
 			tag = " (tolerated)"
 		}
 		plural := "s"

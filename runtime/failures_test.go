@@ -241,7 +241,7 @@ nodes:
     update: {done: "${{ [index(input)] }}"}
 `,
 			out:    `{"done":[1,3]}`,
-			report: "failed items: 0 (and 2 tolerated)\n  node work item 0 (tolerated): 1 attempt, action: attempt 1 failed\n  node work item 2 (tolerated): 1 attempt, action: attempt 1 failed\n",
+			report: "tolerated failures: 2\n  node work item 0 (tolerated): 1 attempt, action: attempt 1 failed\n  node work item 2 (tolerated): 1 attempt, action: attempt 1 failed\n",
 		},
 		{
 			name: "max_failure_ratio",
@@ -273,7 +273,7 @@ nodes:
     on_error: skip
 `,
 			out:    `{"done":["first 0","first 2"]}`,
-			report: "failed items: 0 (and 1 tolerated)\n  node work item 1 (tolerated): 1 attempt, action: attempt 1 failed\n",
+			report: "errors handled by on_error: 1\n  node work item 1 (handled by on_error): 1 attempt, action: attempt 1 failed\n",
 		},
 		{
 			name: "on_error records the error through reducers and goes on",
@@ -299,7 +299,7 @@ nodes:
     update: {results: "${{ [string(len(state.errors)) + ' error'] }}"}
 `,
 			out:    `{"errors":[{"attempts":1,"item":1,"kind":"action","status":400}],"results":["ok 0","recorded 1","ok 2","1 error"]}`,
-			report: "failed items: 0 (and 1 tolerated)\n  node work item 1 (tolerated): 1 attempt, action: attempt 1: bad request\n",
+			report: "errors handled by on_error: 1\n  node work item 1 (handled by on_error): 1 attempt, action: attempt 1: bad request\n",
 		},
 		{
 			name: "a panic is the item's error, of kind panic",

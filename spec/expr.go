@@ -323,7 +323,13 @@ func (p *parser) bareExpr(n *yaml.Node, what string, sc *scope) *Expr {
 		off = runes(src, strings.Index(src, inner))
 		src = inner
 	}
-	return p.compile(src, p.locate(n), off, sc)
+	before := len(p.errs)
+	e := p.compile(src, p.locate(n), off, sc)
+	if e == nil && len(p.errs) > before && n.Style == 0 && n.LineComment != "" {
+		// `when: any(xs, # > 1)`: YAML took " #..." for a comment.
+		p.errs[len(p.errs)-1].Msg += "; a \" #\" in an unquoted value starts a YAML comment: quote the expression"
+	}
+	return e
 }
 
 // wholeTemplate returns e when s is exactly "${{ e }}".

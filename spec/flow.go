@@ -383,12 +383,12 @@ func (p *parser) updates(n *yaml.Node, what string, sc *scope) []Assign {
 	}
 	var out []Assign
 	for i, k := range m.keys {
+		v := p.template(m.vals[i], sc) // compiled even for an unknown field, to report its errors too
 		f := p.wf.fields[k.Value]
 		if f == nil {
 			p.errorf(k, "unknown state field %q in %s%s", k.Value, what, suggestOrList(k.Value, p.fieldNames, "state fields"))
 			continue
 		}
-		v := p.template(m.vals[i], sc)
 		if v == nil {
 			continue
 		}
@@ -458,10 +458,98 @@ func (p *parser) reachability() {
 		}
 	}
 	visit(wf.Start)
+	p.perItemReplace()
 	for _, n := range wf.Nodes {
 		if !seen[n] {
 			p.errs = append(p.errs, &Error{Pos: n.Pos, Severity: SevWarning,
 				Msg: fmt.Sprintf("node %q is never reached from the start node %q: remove it, or add an edge to it", n.Name, wf.Start.Name)})
 		}
 	}
+}
+
+// perItemReplace warns when a replace field (no reducer) is updated by a node that
+// runs once per item of a map, or by two branches of a parallel: their updates merge
+// in order and only the last is kept, which is rarely what was meant (LangGraph
+// refuses such concurrent writes).
+func (p *parser) perItemReplace() {
+	warn := func(n *Node, a Assign, why string) {
+		p.errs = append(p.errs, &Error{Pos: a.Pos, Severity: SevWarning, Msg: fmt.Sprintf(
+			"state field %q has no reducer, and %s: only the last update is kept; "+
+				"give the field a reducer (add, append, sum, merge, ...)", a.Name, why)})
+	}
+	for _, n := range p.wf.Nodes {
+		if n.Map != nil {
+			var starts []*Node
+			for _, c := range n.Map.Route {
+				starts = append(starts, c.To)
+			}
+			for _, w := range chainNodes(starts...) {
+				for _, a := range replaceUpdates(w) {
+					warn(w, a, fmt.Sprintf("nodes.%s runs once per item of nodes.%s", w.Name, n.Name))
+				}
+			}
+		}
+		writers := map[string]int{} // field → the branches that update it
+		for _, b := range n.Parallel {
+			seen := map[string]bool{}
+			for _, w := range chainNodes(b) {
+				for _, a := range replaceUpdates(w) {
+					if !seen[a.Name] {
+						seen[a.Name] = true
+						if writers[a.Name]++; writers[a.Name] == 2 {
+							warn(w, a, fmt.Sprintf("two branches of nodes.%s update it", n.Name))
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// chainNodes are the nodes a chain from the given starts may run, along next and
+// on_error.next.
+func chainNodes(starts ...*Node) []*Node {
+	seen := map[*Node]bool{}
+	var out []*Node
+	var walk func(n *Node)
+	walk = func(n *Node) {
+		if n == nil || seen[n] {
+			return
+		}
+		seen[n] = true
+		out = append(out, n)
+		for _, nx := range []*Next{n.Next, onErrorNext(n)} {
+			if nx != nil {
+				for _, c := range nx.Cases {
+					walk(c.To)
+				}
+			}
+		}
+	}
+	for _, s := range starts {
+		walk(s)
+	}
+	return out
+}
+
+// replaceUpdates are a node's updates of fields without a reducer.
+func replaceUpdates(n *Node) []Assign {
+	var out []Assign
+	assigns := n.Update
+	if n.OnError != nil {
+		assigns = append(append([]Assign(nil), assigns...), n.OnError.Update...)
+	}
+	for _, a := range assigns {
+		if a.Field != nil && a.Field.Reducer.Kind == Replace {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func onErrorNext(n *Node) *Next {
+	if n.OnError == nil {
+		return nil
+	}
+	return n.OnError.Next
 }

@@ -149,7 +149,34 @@ func (p *parser) yamlError(err error) {
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
-	p.errorAt(Pos{File: p.name, Line: line, Col: 1}, "invalid YAML: %s", msg)
+	// yaml.v3 reports a line but no column: point at the line's first character,
+	// or at a tab, which YAML never allows in indentation.
+	col := 1
+	lines := strings.Split(string(p.wf.Source), "\n")
+	if line-1 < len(lines) {
+		text := lines[line-1]
+		col = len([]rune(text)) - len([]rune(strings.TrimLeft(text, " "))) + 1
+		if i := strings.IndexByte(text, '\t'); i >= 0 && strings.TrimSpace(text[:i]) == "" {
+			col = i + 1
+			msg += ": indent with spaces, not tabs"
+		}
+	}
+	p.errorAt(Pos{File: p.name, Line: line, Col: col}, "invalid YAML: %s%s", msg, yamlHint(msg))
+}
+
+// yamlHint explains yaml.v3's commonest complaints.
+func yamlHint(msg string) string {
+	switch {
+	case strings.HasPrefix(msg, "did not find expected ',' or"):
+		return " (a {…} or […] near here is not closed, or holds a value with ': ', '?' or ' #' that needs quotes)"
+	case strings.HasPrefix(msg, "mapping values are not allowed"):
+		return " (a value holds ': ' and needs quotes, or the line is indented too far)"
+	case strings.HasPrefix(msg, "found unexpected end of stream"):
+		return " (a quoted string is not closed)"
+	case strings.HasPrefix(msg, "did not find expected key"):
+		return " (check the indentation of this line and the ones below)"
+	}
+	return ""
 }
 
 // workflow checks the top-level mapping.

@@ -253,7 +253,9 @@ func (p *parser) object(m *mapping, sc *scope) *Value {
 	for i, k := range m.keys {
 		e := p.template(m.vals[i], sc)
 		if e == nil {
-			e = &Value{Pos: p.pos(m.vals[i])} // already reported; keep positions aligned
+			// Already reported. An opaque placeholder keeps entries aligned and
+			// escapes the checks of constants; the workflow will not run.
+			e = &Value{Pos: p.pos(m.vals[i]), kind: exprValue}
 		}
 		v.keys = append(v.keys, k.Value)
 		v.elems = append(v.elems, e)
@@ -277,8 +279,15 @@ func (p *parser) checkParams(spec *action.Spec, at *yaml.Node, wm *mapping, with
 				p.errorf(k, "unknown parameter %q of action %s%s", k.Value, spec.Name, suggestOrList(k.Value, names, "parameters"))
 				continue
 			}
+			lit, isConst := with.elems[i].Const()
+			if isConst && lit == nil {
+				if prm.Required {
+					p.errorf(p.resolve(wm.vals[i]), "parameter %q of action %s is required but given null", k.Value, spec.Name)
+				}
+				continue // a null parameter counts as not given
+			}
 			given[k.Value] = true
-			if lit, ok := with.elems[i].Const(); ok && lit != nil {
+			if isConst {
 				if msg := prm.Check(lit); msg != "" {
 					p.errorf(p.resolve(wm.vals[i]), "parameter %q of action %s: %s", k.Value, spec.Name, msg)
 				}

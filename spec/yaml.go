@@ -276,7 +276,11 @@ func (p *parser) duration(n *yaml.Node, what string) (time.Duration, bool) {
 	}
 	msg := fmt.Sprintf("%s: expected a duration such as \"500ms\", \"30s\" or \"1m30s\", got %s", what, kindOf(n))
 	if n.Tag == "!!int" || n.Tag == "!!float" {
-		msg += fmt.Sprintf("; add a unit: \"%ss\"", n.Value)
+		unit := "s"
+		if f, err := strconv.ParseFloat(n.Value, 64); err == nil && f >= 100 {
+			unit = "ms" // 200 is more likely milliseconds than minutes
+		}
+		msg += fmt.Sprintf("; add a unit: \"%s%s\"", n.Value, unit)
 	}
 	p.errorf(n, "%s", msg)
 	return 0, false

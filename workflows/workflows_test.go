@@ -334,20 +334,20 @@ var examples = map[string]func(t *testing.T){
 			"fallbacks": 4
 		}`)
 		// Job 7 failed outright and was tolerated by max_failures: 1; the four
-		// errors on_error handled are reported as tolerated too.
+		// errors on_error handled are reported as handled.
 		type failure struct {
-			Node, Item string
-			Attempts   int
-			Tolerated  bool
+			Node, Item         string
+			Attempts           int
+			Tolerated, Handled bool
 		}
 		var got []failure
 		for _, f := range res.Failures {
-			got = append(got, failure{f.Node, f.Item, f.Attempts, f.Tolerated})
+			got = append(got, failure{f.Node, f.Item, f.Attempts, f.Tolerated, f.Handled})
 		}
 		sort.Slice(got, func(i, j int) bool { return len(got[i].Item) < len(got[j].Item) || got[i].Item < got[j].Item })
 		want := []failure{
-			{"fetch", "0", 2, true}, {"fetch", "2", 2, true}, {"fetch", "6", 2, true},
-			{"doomed", "7", 1, true}, {"fetch", "9", 2, true},
+			{"fetch", "0", 2, false, true}, {"fetch", "2", 2, false, true}, {"fetch", "6", 2, false, true},
+			{"doomed", "7", 1, true, false}, {"fetch", "9", 2, false, true},
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("failures (-want +got):\n%s", diff)

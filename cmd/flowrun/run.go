@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/urfave/cli/v2"
@@ -96,6 +97,12 @@ func (e *env) runFailed(ctx context.Context, err error) error {
 	var re *runtime.RunError
 	if errors.As(err, &re) {
 		fmt.Fprint(e.stderr, runtime.Report(re.Failures))
+		for _, f := range re.Failures {
+			if f.Map == "" && !f.Tolerated && !f.Handled && strings.HasSuffix(err.Error(), f.Error) {
+				// A top-level node failed: the report has said it all.
+				err = fmt.Errorf("run failed at node %q", f.Node)
+			}
+		}
 	}
 	if ctx.Err() != nil {
 		return exitWith(exitInterrupted, err)
