@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-
 	"github.com/flowrun/flowrun/action"
 	"github.com/flowrun/flowrun/spec"
 )
