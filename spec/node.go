@@ -111,6 +111,11 @@ func (p *parser) node(node *Node, key, val *yaml.Node) {
 	switch len(kinds) {
 	case 0:
 		node.Kind = PassNode
+		for _, k := range kindKeys {
+			if m.guessed[k] {
+				return // a misspelt kind key, reported with its suggestion already
+			}
+		}
 		if m.key("update") == nil && m.key("set") == nil && m.key("next") == nil {
 			if m.key("with") != nil {
 				p.errorf(m.key("with"), "%s has with but no action or workflow to give it to", what)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -156,10 +157,10 @@ func (e *env) options(c *cli.Context) (runtime.Options, func() error, error) {
 		if err != nil {
 			return opts, nil, usageError("--events: %v", err)
 		}
-		ew := &eventWriter{w: bufio.NewWriter(w)}
+		ew := newEventWriter(w)
 		opts.Observer = ew
 		closeEvents = func() error {
-			err := ew.flush()
+			err := ew.close()
 			if cerr := closer(); err == nil {
 				err = cerr
 			}
@@ -180,11 +181,38 @@ func (e *env) eventWriter(path string) (io.Writer, func() error, error) {
 	return f, f.Close, nil
 }
 
-// eventWriter writes events as JSON lines.
+// eventWriter writes events as JSON lines, buffered, and flushed at least every
+// flushEvery so that a program tailing the file sees the run as it goes.
 type eventWriter struct {
-	mu  sync.Mutex
-	w   *bufio.Writer
-	err error
+	mu   sync.Mutex
+	w    *bufio.Writer
+	err  error
+	stop chan struct{}
+	done chan struct{}
+}
+
+const flushEvery = 200 * time.Millisecond
+
+func newEventWriter(w io.Writer) *eventWriter {
+	ew := &eventWriter{w: bufio.NewWriter(w), stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(ew.done)
+		t := time.NewTicker(flushEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				ew.mu.Lock()
+				if ew.err == nil && ew.w.Buffered() > 0 {
+					ew.err = ew.w.Flush()
+				}
+				ew.mu.Unlock()
+			case <-ew.stop:
+				return
+			}
+		}
+	}()
+	return ew
 }
 
 func (ew *eventWriter) Observe(ev *runtime.Event) {
@@ -197,7 +225,10 @@ func (ew *eventWriter) Observe(ev *runtime.Event) {
 	}
 }
 
-func (ew *eventWriter) flush() error {
+// close stops the flusher and flushes what is left.
+func (ew *eventWriter) close() error {
+	close(ew.stop)
+	<-ew.done
 	ew.mu.Lock()
 	defer ew.mu.Unlock()
 	if ew.err != nil {
