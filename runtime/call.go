@@ -36,9 +36,15 @@ func (c *chain) invoke(ctx context.Context, node *spec.Node, vars map[string]any
 	if node.Action != nil {
 		params, err := node.Action.Bind(with)
 		if err != nil {
-			return nil, &ItemError{Node: node, Kind: KindAction, Attempts: 0, Err: fmt.Errorf("action %s: %w", node.Action.Name, err)}
+			return nil, &ItemError{Node: node, Kind: KindExpression, Err: fmt.Errorf("action %s: %w", node.Action.Name, err)}
 		}
 		with = params
+	} else {
+		inputs, err := CheckInputs(node.Workflow, with)
+		if err != nil {
+			return nil, &ItemError{Node: node, Kind: KindState, Err: fmt.Errorf("inputs of workflow %s: %w", node.WorkflowRef, err)}
+		}
+		with = inputs
 	}
 	for attempt := 1; ; attempt++ {
 		out, err := c.attempt(ctx, node, with, attempt)
@@ -193,11 +199,12 @@ func backoff(rp *spec.Retry, attempt int, key string) time.Duration {
 // subWorkflow runs a workflow node's sub-workflow and returns its result.
 func (c *chain) subWorkflow(ctx context.Context, node *spec.Node, with map[string]any) (map[string]any, error) {
 	sub := node.Workflow
-	inputs, err := CheckInputs(sub, with)
-	if err != nil {
-		return nil, &ItemError{Node: node, Kind: KindState, Err: fmt.Errorf("inputs of workflow %s: %w", node.WorkflowRef, err)}
+	inputs := with // checked by invoke
+	key := ""
+	if c.r.keyed {
+		key = c.execKey() + ">"
 	}
-	st, err := c.r.workflow(ctx, sub, inputs, c.path)
+	st, err := c.r.workflow(ctx, sub, inputs, c.path, key)
 	if err != nil {
 		return nil, err
 	}
@@ -230,13 +237,15 @@ func panicSite(stack []byte) string {
 	return ""
 }
 
-// handled records an error that on_error dealt with.
-func (r *run) handled(node *spec.Node, path string, ie *ItemError) {
-	f := Failure{Item: path, Kind: ie.Kind, Attempts: ie.Attempts, Error: ie.Err.Error(), Handled: true}
+// handled records an error that on_error dealt with, for the run's report and for
+// the item's journal record.
+func (c *chain) handled(node *spec.Node, ie *ItemError) {
+	f := Failure{Item: c.path, Kind: ie.Kind, Attempts: ie.Attempts, Error: ie.Err.Error(), Handled: true}
 	if node != nil {
 		f.Node, f.Pos = node.Name, node.Pos.String()
 	}
-	r.fail(f)
+	c.r.fail(f)
+	c.handledList = append(c.handledList, f)
 }
 
 func (r *run) retried() { r.retries.Add(1) }

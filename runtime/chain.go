@@ -2,8 +2,10 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/expr-lang/expr/vm"
 
@@ -32,6 +34,19 @@ type chain struct {
 	set   map[string]any // values from set, seen as input.<name>
 	path  string         // the item's index path; "" at top level
 	steps int
+
+	// The chain's journal key (see Journal) is built when first needed: most items
+	// need it only as part of their journal record. A top-level chain's is "";
+	// an item's is its map node's exec key and its index, "@1:fan[17]".
+	key      string
+	keyMade  bool
+	keyOf    *chain // the chain running the item's map node
+	keyIndex int
+	cur      *spec.Node // the node running now
+	exec     string     // its exec key, once built for step execStep
+	execStep int
+	// handledList are the errors on_error handled in this chain (and its items).
+	handledList []Failure
 }
 
 // stateView is the state this chain's expressions see now.
@@ -74,6 +89,7 @@ func (c *chain) run(ctx context.Context, start *spec.Node) error {
 			return &ItemError{Node: node, Kind: KindCancel, Attempts: 0, Err: err}
 		}
 		c.steps++
+		c.cur = node
 		if c.steps > c.wf.Limits.MaxSteps {
 			return &ItemError{Node: node, Kind: KindLimit, Err: fmt.Errorf(
 				"more than %d steps in one chain: is next looping? raise limits.max_steps if the loop is meant", c.wf.Limits.MaxSteps)}
@@ -82,7 +98,7 @@ func (c *chain) run(ctx context.Context, start *spec.Node) error {
 		var skip errSkip
 		if errors.As(err, &skip) && c.st != nil {
 			// At top level, skip ends the chain; the node's updates are dropped.
-			c.r.handled(node, c.path, skip.cause)
+			c.handled(node, skip.cause)
 			return nil
 		}
 		if err != nil {
@@ -117,10 +133,10 @@ func (c *chain) step(ctx context.Context, node *spec.Node) (*spec.Node, error) {
 		return c.follow(node, node.Next, c.refresh(vars))
 	}
 	vars := c.vars()
-	out, err := c.invoke(ctx, node, vars)
+	out, err := c.outcome(ctx, node, vars)
 	if err != nil {
 		ie := asItemError(node, KindAction, err)
-		if ie.Kind == KindCancel || node.OnError == nil || node.OnError.Mode == spec.Fail {
+		if !handles(node, ie) {
 			return nil, ie
 		}
 		if node.OnError.Mode == spec.Skip {
@@ -130,7 +146,7 @@ func (c *chain) step(ctx context.Context, node *spec.Node) (*spec.Node, error) {
 		if err := c.assign(node, node.OnError.Update, node.OnError.Set, vars); err != nil {
 			return nil, err
 		}
-		c.r.handled(node, c.path, ie)
+		c.handled(node, ie)
 		return c.follow(node, node.OnError.Next, c.refresh(vars))
 	}
 	vars["output"] = out
@@ -138,6 +154,20 @@ func (c *chain) step(ctx context.Context, node *spec.Node) (*spec.Node, error) {
 		return nil, err
 	}
 	return c.follow(node, node.Next, c.refresh(vars))
+}
+
+// handles reports whether the node's on_error deals with the error: failures of
+// the action itself (kinds action, timeout, panic), not mistakes in the workflow
+// (expression, state) and not cancellation.
+func handles(node *spec.Node, ie *ItemError) bool {
+	if node.OnError == nil || node.OnError.Mode == spec.Fail {
+		return false
+	}
+	switch ie.Kind {
+	case KindAction, KindTimeout, KindPanic:
+		return true
+	}
+	return false
 }
 
 // errSkip ends an item without its updates (on_error: skip).
@@ -241,4 +271,72 @@ func pick(m *vm.VM, cases []spec.Case, vars map[string]any) (*spec.Node, bool, e
 		}
 	}
 	return nil, false, nil
+}
+
+// outcome runs an action or workflow node, or, when an earlier attempt of the run
+// finished it at top level, takes its recorded outcome. At top level a finished
+// outcome (an output, or an error on_error handles) is journalled.
+func (c *chain) outcome(ctx context.Context, node *spec.Node, vars map[string]any) (map[string]any, error) {
+	r := c.r
+	top := c.st != nil && r.keyed
+	if top && r.replay != nil {
+		if rec := r.replay.nodes[c.execKey()]; rec != nil {
+			if rec.Error != nil {
+				return nil, &ItemError{Node: node, Kind: rec.Error.Kind, Attempts: rec.Error.Attempts,
+					Err: errors.New(rec.Error.Message), Fields: rec.Error.Fields}
+			}
+			v, err := decodeExact(rec.Output)
+			if obj, ok := v.(map[string]any); ok && err == nil {
+				return obj, nil
+			}
+		}
+	}
+	out, err := c.invoke(ctx, node, vars)
+	if !top || r.journal == nil {
+		return out, err
+	}
+	b := []byte(`{"t":"node","k":`)
+	b = appendString(b, c.execKey())
+	if err == nil {
+		b = appendValue(append(b, `,"o":`...), out)
+	} else {
+		ie := asItemError(node, KindAction, err)
+		if !handles(node, ie) {
+			return out, err // not finished: it runs again on resume
+		}
+		e, _ := json.Marshal(recordedError{Kind: ie.Kind, Message: ie.Err.Error(), Attempts: ie.Attempts, Fields: ie.Fields})
+		b = append(append(b, `,"e":`...), e...)
+	}
+	r.journal.append(append(b, '}'))
+	return out, err
+}
+
+// chainKey returns the chain's journal key.
+func (c *chain) chainKey() string {
+	if !c.keyMade {
+		c.key = string(c.appendKey(nil))
+		c.keyMade = true
+	}
+	return c.key
+}
+
+// appendKey writes the chain's key without making it a string.
+func (c *chain) appendKey(b []byte) []byte {
+	if c.keyMade || c.keyOf == nil {
+		return append(b, c.key...)
+	}
+	b = append(b, c.keyOf.execKey()...)
+	b = append(b, '[')
+	b = strconv.AppendInt(b, int64(c.keyIndex), 10)
+	return append(b, ']')
+}
+
+// execKey returns the journal key of the node running now: "@3:merge" after the
+// chain's own key.
+func (c *chain) execKey() string {
+	if c.execStep != c.steps {
+		c.exec = c.chainKey() + "@" + strconv.Itoa(c.steps) + ":" + c.cur.Name
+		c.execStep = c.steps
+	}
+	return c.exec
 }

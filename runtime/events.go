@@ -45,6 +45,8 @@ type Event struct {
 	Error     string  `json:"error,omitempty"`
 	// Tolerated marks a failed item within the map's max_failures.
 	Tolerated bool `json:"tolerated,omitempty"`
+	// Replayed marks an item a resumed run took from its journal, not run again.
+	Replayed bool `json:"replayed,omitempty"`
 	// Status ends a run: succeeded, failed or interrupted.
 	Status string `json:"status,omitempty"`
 }

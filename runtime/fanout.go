@@ -47,6 +47,7 @@ type itemResult struct {
 	updates []update
 	err     *ItemError
 	skipped bool
+	handled []Failure // errors on_error handled in the item
 }
 
 // fanOut runs a map or parallel node in chain c and merges its items into c.
@@ -96,6 +97,12 @@ func (c *chain) fanOut(ctx context.Context, node *spec.Node) error {
 	wg.Wait()
 
 	err := fo.finish(ctx)
+	if err == nil && c.r.journal != nil && c.st != nil && c.path == "" {
+		// The barrier: what the next node builds on is on disk first.
+		if jerr := c.r.journal.Sync(); jerr != nil {
+			err = &ItemError{Node: node, Kind: KindState, Err: fmt.Errorf("journal: %w", jerr)}
+		}
+	}
 	ev := Event{Type: NodeFinished, Workflow: c.wf.Name, Node: node.Name, Item: c.path, Items: n, DurationMS: ms(c.r.now().Sub(start))}
 	if err != nil {
 		ev.Error = err.Error()
@@ -137,33 +144,49 @@ func (fo *fanout) exceeded(failed int) bool {
 	return fo.maxRatio >= 0 && float64(failed) > fo.maxRatio*float64(fo.tasks.len())
 }
 
+// worker is what one worker goroutine reuses from item to item.
+type worker struct {
+	m       *vm.VM
+	vars    map[string]any
+	scratch []byte // journal records are encoded here
+}
+
 // work runs items until there are none left or the map stops.
 func (fo *fanout) work(m *vm.VM) {
 	n := int64(fo.tasks.len())
-	vars := map[string]any{"run": fo.c.r.runVar, "env": fo.c.r.envFn, "state": fo.snap, "input": fo.input}
+	w := &worker{m: m, vars: map[string]any{"run": fo.c.r.runVar, "env": fo.c.r.envFn, "state": fo.snap, "input": fo.input}}
 	for fo.ctx.Err() == nil {
 		i := fo.next.Add(1) - 1
 		if i >= n {
 			return
 		}
-		res := fo.item(m, vars, int(i))
+		res := fo.item(w, int(i))
 		fo.done(int(i), res)
 	}
 }
 
 // item runs item i's chain.
-func (fo *fanout) item(m *vm.VM, vars map[string]any, i int) (res *itemResult) {
-	c, r := fo.c, fo.c.r
+func (fo *fanout) item(w *worker, i int) (res *itemResult) {
+	c, r, m, vars := fo.c, fo.c.r, w.m, w.vars
 	path := strconv.Itoa(i)
 	if c.path != "" {
 		path = c.path + "/" + path
 	}
+	ch := &chain{r: r, wf: c.wf, env: c.env, m: m, snap: fo.snap, path: path, keyOf: c, keyIndex: i}
 	var start = r.now()
+	if r.replay.hasItems() {
+		if rec := r.replay.item(ch.chainKey()); rec != nil {
+			res = fo.replayed(rec)
+			if r.obs != nil {
+				r.emit(Event{Type: ItemFinished, Workflow: c.wf.Name, Node: fo.node.Name, Item: path, Replayed: true})
+			}
+			return res
+		}
+	}
 	if r.obs != nil {
 		r.emit(Event{Type: ItemStarted, Workflow: c.wf.Name, Node: fo.node.Name, Item: path})
 		defer func() { fo.itemEvent(res, path, start) }()
 	}
-	ch := &chain{r: r, wf: c.wf, env: c.env, m: m, snap: fo.snap, path: path}
 	var target *spec.Node
 	if mp := fo.node.Map; mp != nil {
 		item := fo.tasks.at(i)
@@ -191,15 +214,33 @@ func (fo *fanout) item(m *vm.VM, vars map[string]any, i int) (res *itemResult) {
 		target, ch.input = fo.node.Parallel[i], fo.input
 	}
 	err := ch.run(fo.ctx, target)
-	if err == nil {
-		return &itemResult{updates: ch.buf}
-	}
 	var skip errSkip
-	if errors.As(err, &skip) {
-		r.handled(skip.cause.Node, path, skip.cause)
-		return &itemResult{skipped: true}
+	switch {
+	case err == nil:
+		res = &itemResult{updates: ch.buf, handled: ch.handledList}
+	case errors.As(err, &skip):
+		ch.handled(skip.cause.Node, skip.cause)
+		res = &itemResult{skipped: true, handled: ch.handledList}
+	default:
+		return &itemResult{err: asItemError(target, KindAction, err)}
 	}
-	return &itemResult{err: asItemError(target, KindAction, err)}
+	if r.journal != nil {
+		w.scratch = itemRecord(w.scratch[:0], ch, res.updates, res.skipped, res.handled)
+		r.journal.append(w.scratch)
+	}
+	return res
+}
+
+// replayed is an item an earlier attempt of the run finished, from its record.
+func (fo *fanout) replayed(rec *record) *itemResult {
+	updates, err := updatesOf(fo.c.wf, rec)
+	if err != nil {
+		return &itemResult{err: &ItemError{Node: fo.node, Kind: KindState, Err: fmt.Errorf("replaying the journal: %w", err)}}
+	}
+	for _, f := range rec.Handled {
+		fo.c.r.fail(f)
+	}
+	return &itemResult{updates: updates, skipped: rec.Skipped, handled: rec.Handled}
 }
 
 func (fo *fanout) itemEvent(res *itemResult, path string, start time.Time) {
@@ -224,11 +265,14 @@ func (fo *fanout) itemEvent(res *itemResult, path string, start time.Time) {
 func (fo *fanout) done(i int, res *itemResult) {
 	fo.mu.Lock()
 	defer fo.mu.Unlock()
-	if res.err != nil {
+	if res.err == nil {
+		fo.c.r.itemsDone.Add(1)
+	} else {
 		if res.err.Kind == KindCancel && fo.ctx.Err() != nil {
 			fo.cancelled++
 			return // left out of the merge: the map or the run has stopped
 		}
+		fo.c.r.itemsFailed.Add(1)
 		f := fo.failure(i, res.err)
 		fo.failures = append(fo.failures, f)
 		res.updates = nil
@@ -279,6 +323,7 @@ func (fo *fanout) merge(res *itemResult) {
 	c := fo.c
 	if c.st == nil {
 		c.buf = append(c.buf, res.updates...)
+		c.handledList = append(c.handledList, res.handled...)
 		return
 	}
 	for _, u := range res.updates {
@@ -296,6 +341,9 @@ func (fo *fanout) finish(ctx context.Context) error {
 	failed := fo.stopped != nil || fo.mergeErr != nil || ctx.Err() != nil
 	for _, f := range fo.failures {
 		f.Tolerated = !failed
+		if f.Tolerated {
+			r.tolerate(f.Item) // what failed inside a tolerated item is tolerated too
+		}
 		r.fail(f)
 	}
 	switch {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,12 @@ type Options struct {
 	Observer Observer
 	// HTTP is the client of network actions; nil means a default client.
 	HTTP *http.Client
+	// Journal, when set, records finished work as the run goes, so that an
+	// interrupted or failed run can resume (see Store).
+	Journal *Journal
+	// Replay, when set, holds the work an earlier attempt of this run finished: it
+	// is taken from there instead of running again.
+	Replay *Replay
 }
 
 // Result is a finished run.
@@ -51,9 +58,13 @@ type Result struct {
 	Output map[string]any
 	// Fields lists the names in Output in declaration order.
 	Fields []string
-	// Failures are the items that failed within their map's max_failures.
+	// Failures are the items that failed within their map's max_failures, and the
+	// errors on_error handled.
 	Failures []Failure
-	Duration time.Duration
+	// Items counts the items that finished (at every depth, replayed ones
+	// included); FailedItems those that failed.
+	Items, FailedItems int
+	Duration           time.Duration
 }
 
 // Run runs the workflow with the given inputs (initial values of state fields) and
@@ -68,10 +79,10 @@ func Run(ctx context.Context, wf *spec.Workflow, inputs map[string]any, opts Opt
 	r := newRun(wf, opts)
 	start := r.now()
 	r.emit(Event{Type: RunStarted, Workflow: wf.Name})
-	if err := r.limit(wf, inputs); err != nil {
+	if err := r.limit(wf, newState(wf, inputs).view()); err != nil {
 		return nil, err
 	}
-	st, err := r.workflow(ctx, wf, inputs, "")
+	st, err := r.workflow(ctx, wf, inputs, "", "")
 	var ie *ItemError
 	if errors.As(err, &ie) && ie.Kind != KindMap && ie.Kind != KindCancel {
 		// A top-level node failed: report it like a failed item. (A failed map
@@ -82,7 +93,8 @@ func Run(ctx context.Context, wf *spec.Workflow, inputs map[string]any, opts Opt
 		}
 		r.fail(f)
 	}
-	res := &Result{RunID: r.id, Duration: r.now().Sub(start), Failures: r.failureList()}
+	res := &Result{RunID: r.id, Duration: r.now().Sub(start), Failures: r.failureList(),
+		Items: int(r.itemsDone.Load()), FailedItems: int(r.itemsFailed.Load())}
 	status := "succeeded"
 	if err != nil {
 		status = "failed"
@@ -111,13 +123,21 @@ type run struct {
 	runVar map[string]any
 	envFn  spec.EnvFunc
 
-	mu       sync.Mutex
-	failures []Failure
-	retries  atomic.Int64
+	journal *Journal
+	replay  *Replay
+	keyed   bool // units of work need keys: journaling or replaying
+
+	mu          sync.Mutex
+	failures    []Failure
+	retries     atomic.Int64
+	itemsDone   atomic.Int64
+	itemsFailed atomic.Int64
 }
 
 func newRun(wf *spec.Workflow, opts Options) *run {
-	r := &run{wf: wf, opts: opts, id: opts.RunID, obs: opts.Observer, envs: map[*spec.Workflow]*action.Env{}}
+	r := &run{wf: wf, opts: opts, id: opts.RunID, obs: opts.Observer, envs: map[*spec.Workflow]*action.Env{},
+		journal: opts.Journal, replay: opts.Replay}
+	r.keyed = r.journal != nil || r.replay != nil
 	if r.id == "" {
 		r.id = NewRunID(time.Now())
 	}
@@ -150,11 +170,11 @@ func newRun(wf *spec.Workflow, opts Options) *run {
 	return r
 }
 
-// limit sizes the run-wide action slots.
-func (r *run) limit(wf *spec.Workflow, inputs map[string]any) error {
+// limit sizes the run-wide action slots; limits.concurrency sees the initial state.
+func (r *run) limit(wf *spec.Workflow, initial map[string]any) error {
 	n := r.opts.MaxWorkers
 	if n <= 0 && wf.Limits.Concurrency != nil {
-		v, err := r.count(wf.Limits.Concurrency, map[string]any{"state": inputs, "input": inputs, "run": r.runVar, "env": r.envFn}, 1)
+		v, err := r.count(wf.Limits.Concurrency, map[string]any{"state": initial, "input": initial, "run": r.runVar, "env": r.envFn}, 1)
 		if err != nil {
 			return &InputError{Msg: fmt.Sprintf("limits.concurrency: %v", err)}
 		}
@@ -201,9 +221,10 @@ func describe(v any) string {
 }
 
 // workflow runs a workflow's top-level chain on a fresh state and returns the final
-// state. path is the item path the workflow runs in ("" for the run's own).
-func (r *run) workflow(ctx context.Context, wf *spec.Workflow, inputs map[string]any, path string) (map[string]any, error) {
-	c := &chain{r: r, wf: wf, env: r.envs[wf], m: spec.NewVM(), st: newState(wf, inputs), path: path}
+// state. path is the item path the workflow runs in ("" for the run's own), key the
+// journal key of its chain.
+func (r *run) workflow(ctx context.Context, wf *spec.Workflow, inputs map[string]any, path, key string) (map[string]any, error) {
+	c := &chain{r: r, wf: wf, env: r.envs[wf], m: spec.NewVM(), st: newState(wf, inputs), path: path, key: key, keyMade: true}
 	if err := c.run(ctx, wf.Start); err != nil {
 		return nil, err
 	}
@@ -231,6 +252,17 @@ func (r *run) fail(f Failure) {
 	r.mu.Lock()
 	r.failures = append(r.failures, f)
 	r.mu.Unlock()
+}
+
+// tolerate marks the failures recorded inside the item at path as tolerated.
+func (r *run) tolerate(path string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range r.failures {
+		if f := &r.failures[i]; strings.HasPrefix(f.Item, path+"/") && !f.Handled {
+			f.Tolerated = true
+		}
+	}
 }
 
 func (r *run) failureList() []Failure {

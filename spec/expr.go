@@ -265,6 +265,11 @@ type astCheck struct {
 }
 
 func (c *astCheck) Visit(node *ast.Node) {
+	if id, ok := (*node).(*ast.IdentifierNode); ok && id.Value == "$env" {
+		c.errs = append(c.errs, &Error{Pos: c.loc(c.off + id.Location().From),
+			Msg: "$env is not available in flowrun: use state, input, output, run or env(name)"})
+		return
+	}
 	mem, ok := (*node).(*ast.MemberNode)
 	if !ok {
 		return

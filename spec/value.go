@@ -294,6 +294,9 @@ func Normalize(v any) (any, error) {
 		if math.IsInf(x, 0) || math.IsNaN(x) {
 			return nil, fmt.Errorf("%v is not a JSON number (a division by zero?)", x)
 		}
+		if i, ok := integral(x); ok {
+			return i, nil // whole numbers are integers, so % works on them
+		}
 		return v, nil
 	case []any:
 		var out []any
@@ -386,6 +389,10 @@ func Normalize(v any) (any, error) {
 // same reports whether normalising kept the value as it was; only scalars and
 // containers that were already JSON types are kept as they are.
 func same(n, e any) bool {
+	if _, isFloat := e.(float64); isFloat {
+		_, isInt := n.(int)
+		return !isInt // a whole float became an int
+	}
 	switch n.(type) {
 	case []any, map[string]any:
 		return reflect.ValueOf(n).Pointer() == reflect.ValueOf(e).Pointer() && reflect.TypeOf(n) == reflect.TypeOf(e)

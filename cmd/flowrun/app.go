@@ -98,6 +98,8 @@ func (e *env) app() *cli.App {
 		},
 		Commands: []*cli.Command{
 			e.runCommand(),
+			e.resumeCommand(),
+			e.runsCommand(),
 			e.validateCommand(),
 			e.graphCommand(),
 			e.schemaCommand(),

@@ -19,21 +19,30 @@ import (
 	"github.com/flowrun/flowrun/spec"
 )
 
+// storeFlag, runFlags: shared by run and resume.
+var storeFlag = &cli.StringFlag{Name: "store", Value: ".flowrun", Usage: "keep runs in `DIR`, so they can resume; none to keep nothing"}
+
+func runFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "max-workers", Usage: "actions in flight across the run (default: limits.concurrency, else 16)"},
+		&cli.StringFlag{Name: "output", Value: "json", Usage: "json or yaml"},
+		&cli.StringFlag{Name: "events", Usage: "write one JSON event per line to `FILE` (- for stderr)"},
+		&cli.BoolFlag{Name: "allow-exec", Usage: "allow the exec action to run programs"},
+		&cli.StringSliceFlag{Name: "allow-path", Usage: "let file actions use `DIR` too (repeatable)"},
+		storeFlag,
+	}
+}
+
 func (e *env) runCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "run a workflow and print its final state (or output fields) as JSON",
 		ArgsUsage: "FILE",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "input", Aliases: []string{"i"}, Usage: "an input: `name=value` (JSON if it parses, else a string) or name=@file.json|yaml"},
 			&cli.StringFlag{Name: "input-file", Usage: "a JSON or YAML `FILE` holding an object of inputs"},
-			&cli.IntFlag{Name: "max-workers", Usage: "actions in flight across the run (default: limits.concurrency, else 16)"},
-			&cli.StringFlag{Name: "output", Value: "json", Usage: "json or yaml"},
-			&cli.StringFlag{Name: "events", Usage: "write one JSON event per line to `FILE` (- for stderr)"},
 			&cli.StringFlag{Name: "run-id", Usage: "the run's id (default: a new one)"},
-			&cli.BoolFlag{Name: "allow-exec", Usage: "allow the exec action to run programs"},
-			&cli.StringSliceFlag{Name: "allow-path", Usage: "let file actions use `DIR` too (repeatable)"},
-		},
+		}, runFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() != 1 {
 				return usageError("run: name one workflow file (flowrun run FILE [-i name=value]...)")
@@ -44,36 +53,117 @@ func (e *env) runCommand() *cli.Command {
 }
 
 func (e *env) run(c *cli.Context) error {
-	format := c.String("output")
-	if format != "json" && format != "yaml" {
-		return usageError("--output %q: expected json or yaml", format)
+	if err := checkRunFlags(c); err != nil {
+		return err
 	}
-	if n := c.Int("max-workers"); n < 0 {
-		return usageError("--max-workers %d: expected a positive number", n)
-	}
-	wf, err := e.load(c.Args().First())
+	file := c.Args().First()
+	wf, err := e.load(file)
 	if err != nil {
 		return err
 	}
 	inputs, err := readInputs(c)
+	if err == nil {
+		inputs, err = runtime.CheckInputs(wf, inputs)
+	}
 	if err != nil {
 		return exitWith(exitInvalid, err)
 	}
-	opts, closeEvents, err := e.options(c)
+	opts, err := e.options(c)
 	if err != nil {
 		return err
+	}
+	if opts.RunID == "" {
+		opts.RunID = runtime.NewRunID(time.Now())
+	}
+	var sr *runtime.StoredRun
+	if store := storeOf(c); store != nil {
+		abs, _ := filepath.Abs(file)
+		sr, err = store.Create(runtime.Meta{ID: opts.RunID, Workflow: file, Path: abs, Name: wf.Name, Hash: wf.Hash,
+			Inputs: inputs, MaxWorkers: opts.MaxWorkers, AllowExec: opts.AllowExec, AllowPaths: opts.AllowPaths}, wf)
+		if err != nil {
+			return exitWith(exitInvalid, err)
+		}
+		opts.Journal = sr.Journal
+	}
+	return e.execute(c, wf, inputs, opts, sr)
+}
+
+func checkRunFlags(c *cli.Context) error {
+	if f := c.String("output"); f != "json" && f != "yaml" {
+		return usageError("--output %q: expected json or yaml", f)
+	}
+	if n := c.Int("max-workers"); n < 0 {
+		return usageError("--max-workers %d: expected a positive number", n)
+	}
+	return nil
+}
+
+// storeOf is the run store the flags name, or nil for --store none.
+func storeOf(c *cli.Context) *runtime.Store {
+	dir := c.String("store")
+	if dir == "none" || dir == "" {
+		return nil
+	}
+	return &runtime.Store{Dir: dir}
+}
+
+// execute runs a loaded workflow, records how it ended in the store, and prints
+// its output or its failure.
+func (e *env) execute(c *cli.Context, wf *spec.Workflow, inputs map[string]any, opts runtime.Options, sr *runtime.StoredRun) error {
+	closeEvents := func() error { return nil }
+	if path := c.String("events"); path != "" {
+		w, closer, err := e.eventWriter(path)
+		if err != nil {
+			if sr != nil {
+				sr.Finish(nil, err, runtime.StatusFailed)
+			}
+			return usageError("--events: %v", err)
+		}
+		ew := newEventWriter(w)
+		opts.Observer = ew
+		closeEvents = func() error {
+			err := ew.close()
+			if cerr := closer(); err == nil {
+				err = cerr
+			}
+			return err
+		}
 	}
 	res, runErr := runtime.Run(c.Context, wf, inputs, opts)
 	if err := closeEvents(); err != nil {
 		fmt.Fprintf(e.stderr, "flowrun: --events: %v\n", err)
 	}
+	status := runtime.StatusSucceeded
+	switch {
+	case runErr != nil && c.Context.Err() != nil:
+		status = runtime.StatusInterrupted
+	case runErr != nil:
+		status = runtime.StatusFailed
+	}
+	if sr != nil {
+		if err := sr.Finish(res, runErr, status); err != nil {
+			fmt.Fprintf(e.stderr, "flowrun: run store: %v\n", err)
+		}
+	}
 	if runErr != nil {
-		return e.runFailed(c.Context, runErr)
+		err := e.runFailed(c.Context, runErr)
+		if sr != nil && status != runtime.StatusSucceeded {
+			fmt.Fprintf(e.stderr, "flowrun: finished items are saved; continue with: %s\n", resumeCommand(c, opts.RunID))
+		}
+		return err
 	}
 	if len(res.Failures) > 0 {
 		fmt.Fprint(e.stderr, runtime.Report(res.Failures))
 	}
-	return writeOutput(e.stdout, format, res.Output, res.Fields)
+	return writeOutput(e.stdout, c.String("output"), res.Output, res.Fields)
+}
+
+func resumeCommand(c *cli.Context, id string) string {
+	cmd := "flowrun resume " + id
+	if dir := c.String("store"); dir != storeFlag.Value {
+		cmd += " --store " + dir
+	}
+	return cmd
 }
 
 // load loads a workflow, printing its problems; warnings do not stop it.
@@ -133,9 +223,8 @@ func readInputs(c *cli.Context) (map[string]any, error) {
 	return inputs, nil
 }
 
-// options builds the run's options from the flags; the returned func closes the
-// event stream.
-func (e *env) options(c *cli.Context) (runtime.Options, func() error, error) {
+// options builds the run's options from the flags.
+func (e *env) options(c *cli.Context) (runtime.Options, error) {
 	opts := runtime.Options{
 		RunID:      c.String("run-id"),
 		MaxWorkers: c.Int("max-workers"),
@@ -147,27 +236,11 @@ func (e *env) options(c *cli.Context) (runtime.Options, func() error, error) {
 	for _, dir := range c.StringSlice("allow-path") {
 		abs, err := filepath.Abs(dir)
 		if err != nil {
-			return opts, nil, usageError("--allow-path %s: %v", dir, err)
+			return opts, usageError("--allow-path %s: %v", dir, err)
 		}
 		opts.AllowPaths = append(opts.AllowPaths, abs)
 	}
-	closeEvents := func() error { return nil }
-	if path := c.String("events"); path != "" {
-		w, closer, err := e.eventWriter(path)
-		if err != nil {
-			return opts, nil, usageError("--events: %v", err)
-		}
-		ew := newEventWriter(w)
-		opts.Observer = ew
-		closeEvents = func() error {
-			err := ew.close()
-			if cerr := closer(); err == nil {
-				err = cerr
-			}
-			return err
-		}
-	}
-	return opts, closeEvents, nil
+	return opts, nil
 }
 
 func (e *env) eventWriter(path string) (io.Writer, func() error, error) {
