@@ -177,6 +177,18 @@ func (e *events) Observe(ev *runtime.Event) {
 	e.mu.Unlock()
 }
 
+// lines returns the events as the JSON lines --events writes.
+func (e *events) lines() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]string, len(e.all))
+	for i, ev := range e.all {
+		b, _ := json.Marshal(ev)
+		out[i] = string(b)
+	}
+	return out
+}
+
 const summarizeFinal = "Requests queued behind the lock, the connection pool of the checkout service filled up, " +
 	"and new requests waited for a free connection until they timed out. The on-call engineer looked at the " +
 	"checkout service first, since that was where the alert pointed, and only found the lock at 09:58 after " +
@@ -187,6 +199,7 @@ const summarizeFinal = "Requests queued behind the lock, the connection pool of 
 // examples are the top-level workflows and what each must produce. Every top-level
 // file must have an entry (TestEveryExampleIsRun).
 var examples = map[string]func(t *testing.T){
+	"llm-summarize.yaml": checkLLMSummarize,
 	"summarize.yaml": func(t *testing.T) {
 		res := run(t, "summarize.yaml", nil, runtime.Options{}, nil)
 		if diff := cmp.Diff([]string{"final_summary", "summaries", "words"}, res.Fields); diff != "" {
