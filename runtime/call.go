@@ -67,8 +67,15 @@ func (c *chain) invoke(ctx context.Context, node *spec.Node, vars map[string]any
 		d := backoff(node.Retry, attempt, c.r.id+"/"+c.path+"/"+node.Name)
 		c.r.emit(Event{Type: ItemRetrying, Workflow: c.wf.Name, Node: node.Name, Item: c.path, At: node.Name,
 			Attempt: attempt, DelayMS: ms(d), ErrorKind: ie.Kind, Error: ie.Err.Error()})
-		c.r.retried()
-		if err := sleep(ctx, d); err != nil {
+		c.r.stats.Retries.Add(1)
+		if c.owner != nil {
+			c.owner.Retrying.Add(1)
+		}
+		err = sleep(ctx, d)
+		if c.owner != nil {
+			c.owner.Retrying.Add(-1)
+		}
+		if err != nil {
 			ie.Kind, ie.Err = KindCancel, err
 			return nil, ie
 		}
@@ -204,7 +211,7 @@ func (c *chain) subWorkflow(ctx context.Context, node *spec.Node, with map[strin
 	if c.r.keyed {
 		key = c.execKey() + ">"
 	}
-	st, err := c.r.workflow(ctx, sub, inputs, c.path, key)
+	st, err := c.r.workflow(ctx, sub, inputs, c, key)
 	if err != nil {
 		return nil, err
 	}
@@ -247,5 +254,3 @@ func (c *chain) handled(node *spec.Node, ie *ItemError) {
 	c.r.fail(f)
 	c.handledList = append(c.handledList, f)
 }
-
-func (r *run) retried() { r.retries.Add(1) }

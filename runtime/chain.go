@@ -47,6 +47,10 @@ type chain struct {
 	execStep int
 	// handledList are the errors on_error handled in this chain (and its items).
 	handledList []Failure
+	// owner counts the items of the map this item belongs to (nil at top level);
+	// depth is the number of maps around the chain.
+	owner *NodeStats
+	depth int
 }
 
 // stateView is the state this chain's expressions see now.
@@ -111,12 +115,20 @@ func (c *chain) run(ctx context.Context, start *spec.Node) error {
 
 // step runs one node and returns the next one (nil: the chain ends).
 func (c *chain) step(ctx context.Context, node *spec.Node) (*spec.Node, error) {
-	// Top-level nodes have node events; maps and parallels have theirs at any depth.
-	if c.st != nil && c.r.obs != nil && node.Kind != spec.MapNode && node.Kind != spec.ParallelNode {
+	// Top-level nodes have node events and stats; maps and parallels have theirs at
+	// any depth (see fanOut).
+	if c.st != nil && node.Kind != spec.MapNode && node.Kind != spec.ParallelNode {
 		start := c.r.now()
+		parent := ""
+		if c.owner != nil {
+			parent = c.owner.Node
+		}
+		ns := c.r.stats.node(c.wf.Name, node.Name, node.Kind.String(), parent, c.depth)
 		c.r.emit(Event{Type: NodeStarted, Workflow: c.wf.Name, Node: node.Name, Item: c.path})
 		defer func() {
-			c.r.emit(Event{Type: NodeFinished, Workflow: c.wf.Name, Node: node.Name, Item: c.path, DurationMS: ms(c.r.now().Sub(start))})
+			d := c.r.now().Sub(start)
+			ns.ran(d)
+			c.r.emit(Event{Type: NodeFinished, Workflow: c.wf.Name, Node: node.Name, Item: c.path, DurationMS: ms(d)})
 		}()
 	}
 	switch node.Kind {

@@ -32,6 +32,7 @@ type fanout struct {
 
 	maxFailures int     // -1: no count limit
 	maxRatio    float64 // -1: no ratio limit
+	stats       *NodeStats
 
 	mu        sync.Mutex
 	mergeVM   *vm.VM // the merge runs on whichever worker completes the prefix
@@ -78,7 +79,13 @@ func (c *chain) fanOut(ctx context.Context, node *spec.Node) error {
 	}
 	n := fo.tasks.len()
 	start := c.r.now()
-	c.r.emit(Event{Type: NodeStarted, Workflow: c.wf.Name, Node: node.Name, Item: c.path, Items: n})
+	parent := ""
+	if c.owner != nil {
+		parent = c.owner.Node
+	}
+	fo.stats = c.r.stats.node(c.wf.Name, node.Name, node.Kind.String(), parent, c.depth)
+	fo.stats.Items.Add(int64(n))
+	c.r.emit(Event{Type: NodeStarted, Workflow: c.wf.Name, Node: node.Name, Item: c.path, Parent: parent, Items: n})
 
 	fo.ctx, fo.cancel = context.WithCancelCause(ctx)
 	defer fo.cancel(nil)
@@ -97,6 +104,7 @@ func (c *chain) fanOut(ctx context.Context, node *spec.Node) error {
 	wg.Wait()
 
 	err := fo.finish(ctx)
+	fo.stats.ran(c.r.now().Sub(start))
 	if err == nil && c.r.journal != nil && c.st != nil && c.path == "" {
 		// The barrier: what the next node builds on is on disk first.
 		if jerr := c.r.journal.Sync(); jerr != nil {
@@ -172,7 +180,8 @@ func (fo *fanout) item(w *worker, i int) (res *itemResult) {
 	if c.path != "" {
 		path = c.path + "/" + path
 	}
-	ch := &chain{r: r, wf: c.wf, env: c.env, m: m, snap: fo.snap, path: path, keyOf: c, keyIndex: i}
+	ch := &chain{r: r, wf: c.wf, env: c.env, m: m, snap: fo.snap, path: path, keyOf: c, keyIndex: i,
+		owner: fo.stats, depth: c.depth + 1}
 	var start = r.now()
 	if r.replay.hasItems() {
 		if rec := r.replay.item(ch.chainKey()); rec != nil {
@@ -267,12 +276,14 @@ func (fo *fanout) done(i int, res *itemResult) {
 	defer fo.mu.Unlock()
 	if res.err == nil {
 		fo.c.r.itemsDone.Add(1)
+		fo.stats.Done.Add(1)
 	} else {
 		if res.err.Kind == KindCancel && fo.ctx.Err() != nil {
 			fo.cancelled++
 			return // left out of the merge: the map or the run has stopped
 		}
 		fo.c.r.itemsFailed.Add(1)
+		fo.stats.Failed.Add(1)
 		f := fo.failure(i, res.err)
 		fo.failures = append(fo.failures, f)
 		res.updates = nil

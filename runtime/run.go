@@ -47,6 +47,9 @@ type Options struct {
 	// Replay, when set, holds the work an earlier attempt of this run finished: it
 	// is taken from there instead of running again.
 	Replay *Replay
+	// Stats, when set, receives the run's counters as it goes (a progress display
+	// reads them); otherwise the run makes its own. Result.Stats holds them.
+	Stats *Stats
 }
 
 // Result is a finished run.
@@ -65,6 +68,8 @@ type Result struct {
 	// included); FailedItems those that failed.
 	Items, FailedItems int
 	Duration           time.Duration
+	// Stats are the run's counters per node.
+	Stats *Stats
 }
 
 // Run runs the workflow with the given inputs (initial values of state fields) and
@@ -82,7 +87,7 @@ func Run(ctx context.Context, wf *spec.Workflow, inputs map[string]any, opts Opt
 	if err := r.limit(wf, newState(wf, inputs).view()); err != nil {
 		return nil, err
 	}
-	st, err := r.workflow(ctx, wf, inputs, "", "")
+	st, err := r.workflow(ctx, wf, inputs, nil, "")
 	var ie *ItemError
 	if errors.As(err, &ie) && ie.Kind != KindMap && ie.Kind != KindCancel {
 		// A top-level node failed: report it like a failed item. (A failed map
@@ -94,7 +99,7 @@ func Run(ctx context.Context, wf *spec.Workflow, inputs map[string]any, opts Opt
 		r.fail(f)
 	}
 	res := &Result{RunID: r.id, Duration: r.now().Sub(start), Failures: r.failureList(),
-		Items: int(r.itemsDone.Load()), FailedItems: int(r.itemsFailed.Load())}
+		Items: int(r.itemsDone.Load()), FailedItems: int(r.itemsFailed.Load()), Stats: r.stats}
 	status := "succeeded"
 	if err != nil {
 		status = "failed"
@@ -126,10 +131,10 @@ type run struct {
 	journal *Journal
 	replay  *Replay
 	keyed   bool // units of work need keys: journaling or replaying
+	stats   *Stats
 
 	mu          sync.Mutex
 	failures    []Failure
-	retries     atomic.Int64
 	itemsDone   atomic.Int64
 	itemsFailed atomic.Int64
 }
@@ -138,6 +143,9 @@ func newRun(wf *spec.Workflow, opts Options) *run {
 	r := &run{wf: wf, opts: opts, id: opts.RunID, obs: opts.Observer, envs: map[*spec.Workflow]*action.Env{},
 		journal: opts.Journal, replay: opts.Replay}
 	r.keyed = r.journal != nil || r.replay != nil
+	if r.stats = opts.Stats; r.stats == nil {
+		r.stats = &Stats{}
+	}
 	if r.id == "" {
 		r.id = NewRunID(time.Now())
 	}
@@ -221,10 +229,13 @@ func describe(v any) string {
 }
 
 // workflow runs a workflow's top-level chain on a fresh state and returns the final
-// state. path is the item path the workflow runs in ("" for the run's own), key the
-// journal key of its chain.
-func (r *run) workflow(ctx context.Context, wf *spec.Workflow, inputs map[string]any, path, key string) (map[string]any, error) {
-	c := &chain{r: r, wf: wf, env: r.envs[wf], m: spec.NewVM(), st: newState(wf, inputs), path: path, key: key, keyMade: true}
+// state. from is the chain of the workflow node that runs it as a sub-workflow (nil
+// for the run's own), key the journal key of its chain.
+func (r *run) workflow(ctx context.Context, wf *spec.Workflow, inputs map[string]any, from *chain, key string) (map[string]any, error) {
+	c := &chain{r: r, wf: wf, env: r.envs[wf], m: spec.NewVM(), st: newState(wf, inputs), key: key, keyMade: true}
+	if from != nil {
+		c.path, c.owner, c.depth = from.path, from.owner, from.depth
+	}
 	if err := c.run(ctx, wf.Start); err != nil {
 		return nil, err
 	}

@@ -27,6 +27,7 @@ func runFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-workers", Usage: "actions in flight across the run (default: limits.concurrency, else 16)"},
 		&cli.StringFlag{Name: "output", Value: "json", Usage: "json or yaml"},
 		&cli.StringFlag{Name: "events", Usage: "write one JSON event per line to `FILE` (- for stderr)"},
+		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress bars on stderr: auto (on a terminal), always or never"},
 		&cli.BoolFlag{Name: "allow-exec", Usage: "allow the exec action to run programs"},
 		&cli.StringSliceFlag{Name: "allow-path", Usage: "let file actions use `DIR` too (repeatable)"},
 		storeFlag,
@@ -129,7 +130,24 @@ func (e *env) execute(c *cli.Context, wf *spec.Workflow, inputs map[string]any, 
 			return err
 		}
 	}
+	show, err := progressMode(c.String("progress"), e.stderr)
+	if err != nil {
+		closeEvents()
+		if sr != nil {
+			sr.Finish(nil, err, runtime.StatusFailed)
+		}
+		return err
+	}
+	opts.Stats = &runtime.Stats{}
+	var pr *progress
+	if show {
+		pr = startProgress(e.stderr, opts.Stats, wf.Name)
+		opts.Log = func(level, msg string) { fmt.Fprintf(pr, "[%s] %s\n", level, msg) }
+	}
 	res, runErr := runtime.Run(c.Context, wf, inputs, opts)
+	if pr != nil {
+		pr.finish()
+	}
 	if err := closeEvents(); err != nil {
 		fmt.Fprintf(e.stderr, "flowrun: --events: %v\n", err)
 	}
@@ -147,7 +165,8 @@ func (e *env) execute(c *cli.Context, wf *spec.Workflow, inputs map[string]any, 
 	}
 	if runErr != nil {
 		err := e.runFailed(c.Context, runErr)
-		if sr != nil && status != runtime.StatusSucceeded {
+		writeSummary(e.stderr, opts.RunID, status, res)
+		if sr != nil {
 			fmt.Fprintf(e.stderr, "flowrun: finished items are saved; continue with: %s\n", resumeCommand(c, opts.RunID))
 		}
 		return err
@@ -155,6 +174,7 @@ func (e *env) execute(c *cli.Context, wf *spec.Workflow, inputs map[string]any, 
 	if len(res.Failures) > 0 {
 		fmt.Fprint(e.stderr, runtime.Report(res.Failures))
 	}
+	writeSummary(e.stderr, opts.RunID, status, res)
 	return writeOutput(e.stdout, c.String("output"), res.Output, res.Fields)
 }
 
