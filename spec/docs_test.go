@@ -52,14 +52,14 @@ func yamlBlocks(md string) []docBlock {
 }
 
 // TestDocExamples loads every complete workflow (a ```yaml block) of the language
-// reference and of how-it-works.md, and fails on any error or warning, so that the
+// reference, how-it-works.md and the README, and fails on any error or warning, so that the
 // examples stay valid as the language changes. Snippets (```yaml fragment) must at
 // least be valid YAML. Each block is parsed as if it were the Markdown file itself,
 // padded with blank lines, so that a message's file:line:col points into the
 // Markdown, and a sub-workflow path resolves against docs/.
 func TestDocExamples(t *testing.T) {
 	reg := registry(t)
-	for _, doc := range []string{"../docs/language.md", "../docs/how-it-works.md"} {
+	for _, doc := range []string{"../docs/language.md", "../docs/how-it-works.md", "../README.md"} {
 		src, err := os.ReadFile(doc)
 		if err != nil {
 			t.Fatal(err)
@@ -81,7 +81,7 @@ func TestDocExamples(t *testing.T) {
 						t.Fatalf("%s:%d: the fragment is not valid YAML: %v", doc, b.line, err)
 					}
 					return
-				case !strings.HasPrefix(b.text, "version: 1\n"):
+				case !strings.HasPrefix(withoutComments(b.text), "version: 1\n"):
 					t.Fatalf("%s:%d: a ```yaml block must be a whole workflow file starting with \"version: 1\"; mark a snippet ```yaml fragment", doc, b.line)
 				}
 				padded := strings.Repeat("\n", b.line-1) + b.text
@@ -98,6 +98,14 @@ func TestDocExamples(t *testing.T) {
 			t.Errorf("%s: no ```yaml examples found", doc)
 		}
 	}
+}
+
+// withoutComments drops a block's leading comment lines (a $schema modeline).
+func withoutComments(text string) string {
+	for strings.HasPrefix(text, "#") {
+		_, text, _ = strings.Cut(text, "\n")
+	}
+	return text
 }
 
 // TestYAMLBlocks pins how blocks are found: the fence's info string, the line of the
