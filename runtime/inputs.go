@@ -137,27 +137,32 @@ func decodeJSON(src []byte) (any, error) {
 	if dec.More() {
 		return nil, fmt.Errorf("more than one JSON value")
 	}
-	return numbers(v)
+	return convertNumbers(v, false)
 }
 
-// numbers converts json.Number values: integral to int, others to float64.
-func numbers(v any) (any, error) {
+// convertNumbers replaces the json.Number values in v. Integral numbers become int
+// and others float64; exact keeps a number written with a point or an exponent a
+// float64 even when it is whole (the journal's "2.0").
+func convertNumbers(v any, exact bool) (any, error) {
 	switch x := v.(type) {
 	case json.Number:
-		if i, err := x.Int64(); err == nil && i >= -(1<<53) && i <= 1<<53 {
+		if exact && strings.ContainsAny(string(x), ".eE") {
+			return x.Float64()
+		}
+		if i, err := x.Int64(); err == nil && (exact || i >= -(1<<53) && i <= 1<<53) {
 			return int(i), nil
 		}
 		f, err := x.Float64()
 		if err != nil {
 			return nil, fmt.Errorf("number %s is out of range", x)
 		}
-		if f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
+		if !exact && f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
 			return int(f), nil
 		}
 		return f, nil
 	case []any:
 		for i, e := range x {
-			n, err := numbers(e)
+			n, err := convertNumbers(e, exact)
 			if err != nil {
 				return nil, err
 			}
@@ -165,7 +170,7 @@ func numbers(v any) (any, error) {
 		}
 	case map[string]any:
 		for k, e := range x {
-			n, err := numbers(e)
+			n, err := convertNumbers(e, exact)
 			if err != nil {
 				return nil, err
 			}

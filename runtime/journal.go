@@ -443,35 +443,5 @@ func decodeExact(src []byte) (any, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, err
 	}
-	return exactNumbers(v)
-}
-
-func exactNumbers(v any) (any, error) {
-	switch x := v.(type) {
-	case json.Number:
-		if bytes.ContainsAny([]byte(x), ".eE") {
-			return x.Float64()
-		}
-		if i, err := x.Int64(); err == nil {
-			return int(i), nil
-		}
-		return x.Float64()
-	case []any:
-		for i, e := range x {
-			n, err := exactNumbers(e)
-			if err != nil {
-				return nil, err
-			}
-			x[i] = n
-		}
-	case map[string]any:
-		for k, e := range x {
-			n, err := exactNumbers(e)
-			if err != nil {
-				return nil, err
-			}
-			x[k] = n
-		}
-	}
-	return v, nil
+	return convertNumbers(v, true)
 }

@@ -189,6 +189,33 @@ func exprText(v *spec.Value) string {
 	return "a list"
 }
 
+// layout visits the boxes outside clusters (indented by two spaces), then each
+// cluster: open, its boxes (indented by four), end.
+func (g *graph) layout(visit func(b box, pad string), open func(cl cluster), end func()) {
+	byID := map[string]box{}
+	inCluster := map[string]bool{}
+	for _, b := range g.boxes {
+		byID[b.id] = b
+	}
+	for _, cl := range g.clusters {
+		for _, id := range cl.boxes {
+			inCluster[id] = true
+		}
+	}
+	for _, b := range g.boxes {
+		if !inCluster[b.id] {
+			visit(b, "  ")
+		}
+	}
+	for _, cl := range g.clusters {
+		open(cl)
+		for _, id := range cl.boxes {
+			visit(byID[id], "    ")
+		}
+		end()
+	}
+}
+
 var mermaidShapes = map[string][2]string{
 	"action": {"[", "]"}, "pass": {"(", ")"}, "map": {"[[", "]]"},
 	"parallel": {"{{", "}}"}, "workflow": {"[/", "/]"}, "terminal": {"([", "])"},
@@ -201,32 +228,12 @@ func mermaidText(s string) string {
 
 func (g *graph) mermaid(w io.Writer) {
 	fmt.Fprintln(w, "flowchart TD")
-	inCluster := map[string]bool{}
-	for _, cl := range g.clusters {
-		for _, b := range cl.boxes {
-			inCluster[b] = true
-		}
-	}
-	writeBox := func(b box, pad string) {
+	g.layout(func(b box, pad string) {
 		sh := mermaidShapes[b.shape]
 		fmt.Fprintf(w, "%s%s%s\"%s\"%s\n", pad, b.id, sh[0], mermaidText(b.label), sh[1])
-	}
-	for _, b := range g.boxes {
-		if !inCluster[b.id] {
-			writeBox(b, "  ")
-		}
-	}
-	for _, cl := range g.clusters {
+	}, func(cl cluster) {
 		fmt.Fprintf(w, "  subgraph %s[\"%s\"]\n", cl.id, mermaidText(cl.label))
-		for _, id := range cl.boxes {
-			for _, b := range g.boxes {
-				if b.id == id {
-					writeBox(b, "    ")
-				}
-			}
-		}
-		fmt.Fprintln(w, "  end")
-	}
+	}, func() { fmt.Fprintln(w, "  end") })
 	for _, e := range g.edges {
 		arrow := "-->"
 		switch e.style {
@@ -256,31 +263,11 @@ func dotText(s string) string {
 
 func (g *graph) dot(w io.Writer, name string) {
 	fmt.Fprintf(w, "digraph \"%s\" {\n  rankdir=TB;\n  node [fontname=\"Helvetica\"];\n", dotText(name))
-	inCluster := map[string]bool{}
-	for _, cl := range g.clusters {
-		for _, b := range cl.boxes {
-			inCluster[b] = true
-		}
-	}
-	writeBox := func(b box, pad string) {
+	g.layout(func(b box, pad string) {
 		fmt.Fprintf(w, "%s\"%s\" [shape=%s, label=\"%s\"];\n", pad, b.id, dotShapes[b.shape], dotText(b.label))
-	}
-	for _, b := range g.boxes {
-		if !inCluster[b.id] {
-			writeBox(b, "  ")
-		}
-	}
-	for _, cl := range g.clusters {
+	}, func(cl cluster) {
 		fmt.Fprintf(w, "  subgraph \"cluster_%s\" {\n    label=\"%s\";\n", cl.id, dotText(cl.label))
-		for _, id := range cl.boxes {
-			for _, b := range g.boxes {
-				if b.id == id {
-					writeBox(b, "    ")
-				}
-			}
-		}
-		fmt.Fprintln(w, "  }")
-	}
+	}, func() { fmt.Fprintln(w, "  }") })
 	for _, e := range g.edges {
 		var attrs []string
 		switch e.style {
