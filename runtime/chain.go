@@ -38,10 +38,10 @@ type chain struct {
 	// The chain's journal key (see Journal) is built when first needed: most items
 	// need it only as part of their journal record. A top-level chain's is "";
 	// an item's is its map node's exec key and its index, "@1:fan[17]".
-	key      string
-	keyMade  bool
-	keyOf    *chain // the chain running the item's map node
-	keyIndex int
+	key       string
+	keyMade   bool
+	keyPrefix string // an item's: its map node's exec key, built before the items start
+	keyIndex  int
 	cur      *spec.Node // the node running now
 	exec     string     // its exec key, once built for step execStep
 	execStep int
@@ -334,10 +334,10 @@ func (c *chain) chainKey() string {
 
 // appendKey writes the chain's key without making it a string.
 func (c *chain) appendKey(b []byte) []byte {
-	if c.keyMade || c.keyOf == nil {
+	if c.keyMade {
 		return append(b, c.key...)
 	}
-	b = append(b, c.keyOf.execKey()...)
+	b = append(b, c.keyPrefix...)
 	b = append(b, '[')
 	b = strconv.AppendInt(b, int64(c.keyIndex), 10)
 	return append(b, ']')

@@ -33,6 +33,7 @@ type fanout struct {
 	maxFailures int     // -1: no count limit
 	maxRatio    float64 // -1: no ratio limit
 	stats       *NodeStats
+	key         string // the map node's journal exec key, when the run keys its work
 
 	mu        sync.Mutex
 	mergeVM   *vm.VM // the merge runs on whichever worker completes the prefix
@@ -87,6 +88,9 @@ func (c *chain) fanOut(ctx context.Context, node *spec.Node) error {
 	fo.stats.Items.Add(int64(n))
 	c.r.emit(Event{Type: NodeStarted, Workflow: c.wf.Name, Node: node.Name, Item: c.path, Parent: parent, Items: n})
 
+	if c.r.keyed {
+		fo.key = c.execKey() // once, here: the workers read it concurrently
+	}
 	fo.ctx, fo.cancel = context.WithCancelCause(ctx)
 	defer fo.cancel(nil)
 	workers := min(conc, n)
@@ -180,7 +184,7 @@ func (fo *fanout) item(w *worker, i int) (res *itemResult) {
 	if c.path != "" {
 		path = c.path + "/" + path
 	}
-	ch := &chain{r: r, wf: c.wf, env: c.env, m: m, snap: fo.snap, path: path, keyOf: c, keyIndex: i,
+	ch := &chain{r: r, wf: c.wf, env: c.env, m: m, snap: fo.snap, path: path, keyPrefix: fo.key, keyIndex: i,
 		owner: fo.stats, depth: c.depth + 1}
 	var start = r.now()
 	if r.replay.hasItems() {

@@ -186,3 +186,31 @@ nodes:
 		t.Errorf("reports differ (-first +resumed):\n%s", diff)
 	}
 }
+
+// TestConcurrentItemsJournalWithoutRace: items of one map built their journal keys
+// from their parent chain concurrently (found by -race). Nested maps at high
+// concurrency, journalled, then replayed to the same output.
+func TestConcurrentItemsJournalWithoutRace(t *testing.T) {
+	wf := loadSrc(t, testRegistry(t), `version: 1
+state:
+  out: {type: array, reducer: add}
+nodes:
+  outer:
+    map: {over: "1..20", as: o, to: inner, with: {o: "${{ o }}"}, concurrency: 8}
+  inner:
+    map: {over: "1..20", as: i, to: work, with: {v: "${{ input.o * 100 + i }}"}, concurrency: 8}
+  work:
+    update: {out: "${{ [input.v] }}"}
+`)
+	path := filepath.Join(t.TempDir(), "journal.log")
+	j, _ := runtime.OpenJournal(path, time.Millisecond)
+	want := runJSON(t, wf, nil, runtime.Options{Journal: j, MaxWorkers: 16})
+	j.Close()
+	rp, err := runtime.ReadReplay(path)
+	if err != nil || rp.Items != 420 {
+		t.Fatalf("%d items journalled (%v), want 400 + 20", rp.Items, err)
+	}
+	if got := runJSON(t, wf, nil, runtime.Options{Replay: rp, MaxWorkers: 16}); got != want {
+		t.Errorf("replayed output differs:\n got %s\nwant %s", got, want)
+	}
+}
