@@ -42,9 +42,9 @@ type chain struct {
 	keyMade   bool
 	keyPrefix string // an item's: its map node's exec key, built before the items start
 	keyIndex  int
-	cur      *spec.Node // the node running now
-	exec     string     // its exec key, once built for step execStep
-	execStep int
+	cur       *spec.Node // the node running now
+	exec      string     // its exec key, once built for step execStep
+	execStep  int
 	// handledList are the errors on_error handled in this chain (and its items).
 	handledList []Failure
 	// owner counts the items of the map this item belongs to (nil at top level);
