@@ -403,6 +403,9 @@ nodes:
 		if n := f.started.Load(); n != 8 {
 			t.Errorf("%d attempts started, want 8 (items 1-4, then 5-8 when they finished)", n)
 		}
+		if want := `map node "fan" failed: 1 of 100 items failed; max_failures is 0 (3 in flight cancelled, 92 not started)`; !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -371,7 +372,18 @@ func (fo *fanout) finish(ctx context.Context) error {
 		if fo.node.Kind == spec.ParallelNode {
 			what = "parallel"
 		}
-		return &ItemError{Node: fo.node, Kind: KindMap, Err: fmt.Errorf("%s node %q failed: %w", what, fo.node.Name, fo.stopped)}
+		var notes []string
+		if fo.cancelled > 0 {
+			notes = append(notes, fmt.Sprintf("%d in flight cancelled", fo.cancelled))
+		}
+		if n := fo.tasks.len() - int(min(fo.next.Load(), int64(fo.tasks.len()))); n > 0 {
+			notes = append(notes, fmt.Sprintf("%d not started", n))
+		}
+		stopped := fo.stopped
+		if notes != nil {
+			stopped = fmt.Errorf("%w (%s)", stopped, strings.Join(notes, ", "))
+		}
+		return &ItemError{Node: fo.node, Kind: KindMap, Err: fmt.Errorf("%s node %q failed: %w", what, fo.node.Name, stopped)}
 	}
 	return nil
 }
