@@ -110,15 +110,19 @@ func (c *chain) attempt(ctx context.Context, node *spec.Node, with map[string]an
 	}
 	done := make(chan result, 1)
 	call := &action.Call{Params: with, Attempt: attempt, Node: node.Name, Item: c.path, Env: c.env}
+	slots := c.r.slots // not c: the goroutine may outlive the item's chain (a timeout)
 	go func() {
-		defer func() { <-c.r.slots }()
-		defer func() {
-			if p := recover(); p != nil {
-				done <- result{err: &panicError{value: p, stack: debug.Stack()}}
-			}
+		var res result
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					res = result{err: &panicError{value: p, stack: debug.Stack()}}
+				}
+			}()
+			res.out, res.err = node.Action.Func(actx, call)
 		}()
-		out, err := node.Action.Func(actx, call)
-		done <- result{out, err}
+		<-slots // free the slot before the result lets the next action start
+		done <- res
 	}()
 	var res result
 	select {

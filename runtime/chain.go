@@ -51,6 +51,9 @@ type chain struct {
 	// depth is the number of maps around the chain.
 	owner *NodeStats
 	depth int
+	// scratchVars, in an item, is its worker's map for vars(): reused node after
+	// node and item after item, since nothing keeps the variables past a step.
+	scratchVars map[string]any
 }
 
 // stateView is the state this chain's expressions see now.
@@ -84,6 +87,11 @@ func (c *chain) inputView() any {
 
 // vars returns fresh variables for one node's expressions.
 func (c *chain) vars() map[string]any {
+	if v := c.scratchVars; v != nil {
+		clear(v)
+		v["state"], v["input"], v["run"], v["env"] = c.stateView(), c.inputView(), c.r.runVar, c.r.envFn
+		return v
+	}
 	return map[string]any{"state": c.stateView(), "input": c.inputView(), "run": c.r.runVar, "env": c.r.envFn}
 }
 
@@ -99,13 +107,13 @@ func (c *chain) run(ctx context.Context, start *spec.Node) error {
 				"more than %d steps in one chain: is next looping? raise limits.max_steps if the loop is meant", c.wf.Limits.MaxSteps)}
 		}
 		next, err := c.step(ctx, node)
-		var skip errSkip
-		if errors.As(err, &skip) && c.st != nil {
-			// At top level, skip ends the chain; the node's updates are dropped.
-			c.handled(node, skip.cause)
-			return nil
-		}
 		if err != nil {
+			var skip errSkip // declared here: &skip escapes, a heap allocation per step otherwise
+			if errors.As(err, &skip) && c.st != nil {
+				// At top level, skip ends the chain; the node's updates are dropped.
+				c.handled(node, skip.cause)
+				return nil
+			}
 			return err
 		}
 		node = next
@@ -217,6 +225,9 @@ func (c *chain) assign(node *spec.Node, updates, sets []spec.Assign, vars map[st
 		if c.st != nil {
 			pending = append(pending, update{field: a.Field, value: v})
 		} else {
+			if c.buf == nil {
+				c.buf = make([]update, 0, len(updates))
+			}
 			c.buf = append(c.buf, update{field: a.Field, value: v})
 		}
 	}
@@ -307,7 +318,7 @@ func (c *chain) outcome(ctx context.Context, node *spec.Node, vars map[string]an
 	if !top || r.journal == nil {
 		return out, err
 	}
-	b := []byte(`{"t":"node","k":`)
+	b := []byte(`{"n":`)
 	b = appendString(b, c.execKey())
 	if err == nil {
 		b = appendValue(append(b, `,"o":`...), out)

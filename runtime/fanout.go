@@ -161,13 +161,20 @@ func (fo *fanout) exceeded(failed int) bool {
 type worker struct {
 	m       *vm.VM
 	vars    map[string]any
-	scratch []byte // journal records are encoded here
+	scratch []byte         // journal records are encoded here
+	lane    *lane          // and appended here
+	env     map[string]any // chain.vars() of the worker's items
+	ch      chain          // the item's chain, reused
 }
 
 // work runs items until there are none left or the map stops.
 func (fo *fanout) work(m *vm.VM) {
 	n := int64(fo.tasks.len())
-	w := &worker{m: m, vars: map[string]any{"run": fo.c.r.runVar, "env": fo.c.r.envFn, "state": fo.snap, "input": fo.input}}
+	w := &worker{m: m, env: make(map[string]any, 8), vars: map[string]any{"run": fo.c.r.runVar, "env": fo.c.r.envFn, "state": fo.snap, "input": fo.input}}
+	if j := fo.c.r.journal; j != nil {
+		w.lane = j.lane()
+		defer j.retire(w.lane)
+	}
 	for fo.ctx.Err() == nil {
 		i := fo.next.Add(1) - 1
 		if i >= n {
@@ -185,9 +192,13 @@ func (fo *fanout) item(w *worker, i int) (res *itemResult) {
 	if c.path != "" {
 		path = c.path + "/" + path
 	}
-	ch := &chain{r: r, wf: c.wf, env: c.env, m: m, snap: fo.snap, path: path, keyPrefix: fo.key, keyIndex: i,
-		owner: fo.stats, depth: c.depth + 1}
-	var start = r.now()
+	ch := &w.ch
+	*ch = chain{r: r, wf: c.wf, env: c.env, m: m, snap: fo.snap, path: path, keyPrefix: fo.key, keyIndex: i,
+		owner: fo.stats, depth: c.depth + 1, scratchVars: w.env}
+	var start time.Time
+	if r.obs != nil {
+		start = r.now()
+	}
 	if r.replay.hasItems() {
 		if rec := r.replay.item(ch.chainKey()); rec != nil {
 			res = fo.replayed(rec)
@@ -203,8 +214,8 @@ func (fo *fanout) item(w *worker, i int) (res *itemResult) {
 	}
 	var target *spec.Node
 	if mp := fo.node.Map; mp != nil {
-		item := fo.tasks.at(i)
-		vars[mp.As], vars["index"] = item, i
+		item, index := fo.tasks.at(i), any(i) // boxed once for both maps
+		vars[mp.As], vars["index"] = item, index
 		to, ok, err := pick(m, mp.Route, vars)
 		if err != nil {
 			return &itemResult{err: &ItemError{Node: fo.node, Kind: KindExpression, Err: err}}
@@ -222,25 +233,22 @@ func (fo *fanout) item(w *worker, i int) (res *itemResult) {
 				return &itemResult{err: &ItemError{Node: fo.node, Kind: KindExpression, Err: err}}
 			}
 		} else {
-			ch.input = map[string]any{mp.As: item, "index": i}
+			ch.input = map[string]any{mp.As: item, "index": index}
 		}
 	} else {
 		target, ch.input = fo.node.Parallel[i], fo.input
 	}
-	err := ch.run(fo.ctx, target)
-	var skip errSkip
-	switch {
-	case err == nil:
+	if err := ch.run(fo.ctx, target); err == nil {
 		res = &itemResult{updates: ch.buf, handled: ch.handledList}
-	case errors.As(err, &skip):
+	} else if skip := (errSkip{}); errors.As(err, &skip) {
 		ch.handled(skip.cause.Node, skip.cause)
 		res = &itemResult{skipped: true, handled: ch.handledList}
-	default:
+	} else {
 		return &itemResult{err: asItemError(target, KindAction, err)}
 	}
 	if r.journal != nil {
 		w.scratch = itemRecord(w.scratch[:0], ch, res.updates, res.skipped, res.handled)
-		r.journal.append(w.scratch)
+		w.lane.append(w.scratch)
 	}
 	return res
 }

@@ -30,23 +30,23 @@ import (
 // replayed from its record instead of running. A torn last line (a kill during a
 // write) fails its checksum and is cut off.
 
-// record kinds.
-const (
-	recItem = "item" // a finished item: its updates, in order
-	recNode = "node" // a finished top-level action or workflow node: its output or handled error
-	recEnd  = "end"  // the run finished: its output
-)
-
-// record is one journal line.
+// record is one journal line, of one of three kinds:
+//
+//	{"i":"@1:fan[17]","u":["total",34,"log",["x"]]}   a finished item: its key, its
+//	                                                  updates as field, value, ...
+//	{"n":"@2:merge","o":{...}}                        a finished top-level node: its
+//	                                                  output, or the error on_error handled
+//	{"t":"end","o":{...},"f":["a","b"]}               the run finished: its output
 type record struct {
-	Type string `json:"t"`
-	Key  string `json:"k,omitempty"`
-	// Item: updates as [field, value] pairs; Skipped: on_error skipped the item.
-	Updates [][2]json.RawMessage `json:"u,omitempty"`
-	Skipped bool                 `json:"s,omitempty"`
+	Item string `json:"i,omitempty"`
+	Node string `json:"n,omitempty"`
+	Type string `json:"t,omitempty"`
+	// Item: updates as field, value, field, value; Skipped: on_error skipped it.
+	Updates []json.RawMessage `json:"u,omitempty"`
+	Skipped bool              `json:"s,omitempty"`
 	// Handled: failures on_error dealt with inside the item or node.
 	Handled []Failure `json:"h,omitempty"`
-	// Node: the output, or the error on_error handled.
+	// Node and end: the output; node: or the error on_error handled.
 	Output json.RawMessage `json:"o,omitempty"`
 	Error  *recordedError  `json:"e,omitempty"`
 	// End: the output fields, in order.
@@ -63,20 +63,37 @@ type recordedError struct {
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Journal appends records to a run's journal file. It is safe for concurrent use.
+//
+// Records are appended to lanes: each map worker has its own, so that workers never
+// wait for each other, and records from elsewhere go to a shared one. One writer
+// goroutine drains every lane, writes and fsyncs, every interval (or at once when a
+// barrier waits in Sync), so a record is on disk within about an interval of being
+// appended, however long its worker's next item takes.
 type Journal struct {
 	f        *os.File
 	interval time.Duration
 
-	mu      sync.Mutex
-	buf     []byte     // records not yet written
-	pending int64      // sequence number of the last record appended
-	synced  int64      // sequence number of the last record on disk
-	err     error      // the first write error: the journal stops
-	cond    *sync.Cond // signals a finished sync
-	closed  bool
-	items   int // item records appended by this process
-	wake    chan struct{}
-	done    chan struct{}
+	mu       sync.Mutex
+	shared   *lane
+	lanes    map[*lane]struct{}
+	free     [][]byte // buffers of retired lanes, for new ones
+	retired  int      // item records of lanes that were retired
+	started  int64    // writer cycles begun: a cycle drains every lane, then writes
+	finished int64    // writer cycles whose records are on disk
+	err      error    // the first write error: the journal stops
+	cond     *sync.Cond
+	closed   bool
+	wake     chan struct{}
+	done     chan struct{}
+}
+
+// lane is one appender's buffer of records. The writer takes buf and leaves spare
+// in its place, so that records are never copied between the two.
+type lane struct {
+	mu    sync.Mutex
+	buf   []byte
+	spare []byte
+	items int
 }
 
 // OpenJournal opens (or creates) the journal at path for appending, after cutting
@@ -98,62 +115,117 @@ func OpenJournal(path string, interval time.Duration) (*Journal, error) {
 		f.Close()
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
-	j := &Journal{f: f, interval: interval, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	j := &Journal{f: f, interval: interval, shared: &lane{}, lanes: map[*lane]struct{}{},
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	j.cond = sync.NewCond(&j.mu)
 	go j.writer()
 	return j, nil
 }
 
-// append adds one record: the JSON of the record, checksummed, as one line.
-func (j *Journal) append(line []byte) {
-	sum := crc32.Checksum(line, castagnoli)
+// lane returns a new lane for one appender, which retires it when done.
+func (j *Journal) lane() *lane {
+	l := &lane{}
 	j.mu.Lock()
-	if j.err == nil && !j.closed {
-		var hex [9]byte
-		const digits = "0123456789abcdef"
-		for i := 7; i >= 0; i-- {
-			hex[i] = digits[sum&0xf]
-			sum >>= 4
-		}
-		hex[8] = ' '
-		j.buf = append(j.buf, hex[:]...)
-		j.buf = append(j.buf, line...)
-		j.buf = append(j.buf, '\n')
-		j.pending++
-		if bytes.HasPrefix(line, []byte(`{"t":"item"`)) {
-			j.items++
-		}
+	if n := len(j.free); n > 0 {
+		l.buf, j.free = j.free[n-1], j.free[:n-1]
 	}
+	j.lanes[l] = struct{}{}
 	j.mu.Unlock()
+	return l
 }
 
-// writer writes and fsyncs what has been appended, every interval, or at once when
-// a barrier waits.
+// retire hands what is left in a lane to the shared one and forgets the lane.
+func (j *Journal) retire(l *lane) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	j.shared.mu.Lock()
+	j.shared.buf = append(j.shared.buf, l.buf...)
+	j.shared.mu.Unlock()
+	j.retired += l.items
+	for _, b := range [][]byte{l.buf, l.spare} {
+		if cap(b) > 0 && len(j.free) < 64 {
+			j.free = append(j.free, b[:0])
+		}
+	}
+	l.buf, l.spare, l.items = nil, nil, 0
+	delete(j.lanes, l)
+}
+
+// append adds a record to the shared lane.
+func (j *Journal) append(line []byte) { j.shared.append(line) }
+
+// append adds one record to the lane: the JSON of the record, checksummed, as one
+// line.
+func (l *lane) append(line []byte) {
+	sum := crc32.Checksum(line, castagnoli)
+	var hex [9]byte
+	const digits = "0123456789abcdef"
+	for i := 7; i >= 0; i-- {
+		hex[i] = digits[sum&0xf]
+		sum >>= 4
+	}
+	hex[8] = ' '
+	l.mu.Lock()
+	if need := len(l.buf) + len(hex) + len(line) + 1; need > cap(l.buf) {
+		// Double (append grows large slices by a quarter, reallocating often).
+		grown := make([]byte, len(l.buf), max(2*cap(l.buf), need, 64<<10))
+		copy(grown, l.buf)
+		l.buf = grown
+	}
+	l.buf = append(l.buf, hex[:]...)
+	l.buf = append(l.buf, line...)
+	l.buf = append(l.buf, '\n')
+	if bytes.HasPrefix(line, []byte(`{"i":`)) {
+		l.items++
+	}
+	l.mu.Unlock()
+}
+
+// writer drains the lanes, writes and fsyncs, every interval, or at once when a
+// barrier waits.
 func (j *Journal) writer() {
 	defer close(j.done)
 	t := time.NewTicker(j.interval)
 	defer t.Stop()
-	var out []byte
+	var lanes []*lane
 	for {
 		select {
 		case <-t.C:
 		case <-j.wake:
 		}
 		j.mu.Lock()
-		out, j.buf = j.buf, out[:0]
-		seq, closed := j.pending, j.closed
+		j.started++
+		cycle, closed, failed := j.started, j.closed, j.err != nil
+		lanes = append(lanes[:0], j.shared)
+		for l := range j.lanes {
+			lanes = append(lanes, l)
+		}
 		j.mu.Unlock()
 		var err error
-		if len(out) > 0 {
-			if _, err = j.f.Write(out); err == nil {
-				err = j.f.Sync()
+		wrote := false
+		for _, l := range lanes {
+			l.mu.Lock()
+			out := l.buf
+			l.buf, l.spare = l.spare[:0], nil
+			l.mu.Unlock()
+			if len(out) > 0 && err == nil && !failed {
+				_, err = j.f.Write(out)
+				wrote = true
 			}
+			l.mu.Lock()
+			l.spare = out[:0]
+			l.mu.Unlock()
+		}
+		if wrote && err == nil {
+			err = j.f.Sync()
 		}
 		j.mu.Lock()
 		if err != nil && j.err == nil {
 			j.err = err
 		}
-		j.synced = seq
+		j.finished = cycle
 		j.cond.Broadcast()
 		j.mu.Unlock()
 		if closed {
@@ -166,15 +238,30 @@ func (j *Journal) writer() {
 func (j *Journal) Items() int {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.items
+	n := j.retired
+	for _, l := range append([]*lane{j.shared}, keys(j.lanes)...) {
+		l.mu.Lock()
+		n += l.items
+		l.mu.Unlock()
+	}
+	return n
 }
 
-// Sync waits until every record appended so far is on disk.
+func keys(m map[*lane]struct{}) []*lane {
+	out := make([]*lane, 0, len(m))
+	for l := range m {
+		out = append(out, l)
+	}
+	return out
+}
+
+// Sync waits until every record appended so far is on disk: until a writer cycle
+// that begins after this call has finished.
 func (j *Journal) Sync() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	want := j.pending
-	for j.synced < want && j.err == nil && !j.closed {
+	want := j.started + 1
+	for j.finished < want && j.err == nil && !j.closed {
 		select {
 		case j.wake <- struct{}{}:
 		default:
@@ -262,13 +349,13 @@ func ReadReplay(path string) (*Replay, error) {
 	_, err = scanJournal(f, func(rec record) {
 		rp.Records++
 		r := rec
-		switch rec.Type {
-		case recItem:
-			rp.items[rec.Key] = &r
+		switch {
+		case rec.Item != "":
+			rp.items[rec.Item] = &r
 			rp.Items++
-		case recNode:
-			rp.nodes[rec.Key] = &r
-		case recEnd:
+		case rec.Node != "":
+			rp.nodes[rec.Node] = &r
+		case rec.Type == "end":
 			rp.end = &r
 		}
 	})
@@ -299,13 +386,18 @@ func (rp *Replay) Finished() (map[string]any, []string, bool) {
 
 // itemRecord appends an item's journal line (without the checksum) to b.
 func itemRecord(b []byte, ch *chain, updates []update, skipped bool, handled []Failure) []byte {
-	b = append(b, `{"t":"item","k":`...)
+	b = append(b, `{"i":`...)
 	if ch.keyMade {
 		b = appendString(b, ch.key)
 	} else {
 		start := len(b)
+		b = append(b, '"')
 		b = ch.appendKey(b)
-		b = quoteInPlace(b, start)
+		if plainASCII(b[start+1:]) {
+			b = append(b, '"')
+		} else {
+			b = appendString(b[:start], string(b[start+1:]))
+		}
 	}
 	if skipped {
 		b = append(b, `,"s":true`...)
@@ -316,11 +408,9 @@ func itemRecord(b []byte, ch *chain, updates []update, skipped bool, handled []F
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, '[')
 			b = appendString(b, u.field.Name)
 			b = append(b, ',')
 			b = appendValue(b, u.value)
-			b = append(b, ']')
 		}
 		b = append(b, ']')
 	}
@@ -332,38 +422,36 @@ func itemRecord(b []byte, ch *chain, updates []update, skipped bool, handled []F
 	return append(b, '}')
 }
 
-// quoteInPlace turns b[start:] into a JSON string.
-func quoteInPlace(b []byte, start int) []byte {
-	raw := b[start:]
-	plain := true
-	for _, c := range raw {
-		if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
-			plain = false
-			break
+// plainASCII reports whether b needs no escaping inside a JSON string.
+func plainASCII(b []byte) bool {
+	for _, c := range b {
+		if needsEscape(c) {
+			return false
 		}
 	}
-	if !plain {
-		return appendString(b[:start], string(raw))
-	}
-	b = append(b, 0)
-	copy(b[start+1:], b[start:len(b)-1])
-	b[start] = '"'
-	return append(b, '"')
+	return true
 }
+
+// needsEscape reports whether a byte cannot stand as it is in a JSON string (or is
+// the start of a multi-byte character, left to encoding/json).
+func needsEscape(c byte) bool { return c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf }
 
 // updatesOf decodes an item record's updates for the workflow's fields.
 func updatesOf(wf *spec.Workflow, rec *record) ([]update, error) {
-	out := make([]update, 0, len(rec.Updates))
-	for _, pair := range rec.Updates {
+	if len(rec.Updates)%2 != 0 {
+		return nil, fmt.Errorf("item %s: updates are not field, value pairs", rec.Item)
+	}
+	out := make([]update, 0, len(rec.Updates)/2)
+	for i := 0; i < len(rec.Updates); i += 2 {
 		var name string
-		if err := json.Unmarshal(pair[0], &name); err != nil {
+		if err := json.Unmarshal(rec.Updates[i], &name); err != nil {
 			return nil, err
 		}
 		f := wf.Field(name)
 		if f == nil {
 			return nil, fmt.Errorf("the journal updates state field %q, which the workflow no longer has", name)
 		}
-		v, err := decodeExact(pair[1])
+		v, err := decodeExact(rec.Updates[i+1])
 		if err != nil {
 			return nil, err
 		}
@@ -424,7 +512,7 @@ func appendValue(b []byte, v any) []byte {
 // appendString writes a JSON string; plain ASCII goes straight through.
 func appendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+		if needsEscape(s[i]) {
 			j, _ := json.Marshal(s)
 			return append(b, j...)
 		}

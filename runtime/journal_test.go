@@ -33,8 +33,8 @@ func TestValueRoundTrip(t *testing.T) {
 // what follows is ignored, and reopening cuts it off before appending.
 func TestTornJournal(t *testing.T) {
 	for _, tt := range []struct{ name, tail string }{
-		{"torn line", `1234abcd {"t":"item","k":"@1:x[9`},
-		{"bad checksum", "00000000 {\"t\":\"item\",\"k\":\"@1:x[9]\"}\n"},
+		{"torn line", `1234abcd {"i":"@1:x[9`},
+		{"bad checksum", "00000000 {\"i\":\"@1:x[9]\"}\n"},
 		{"garbage", "\x00\x00\x00\x00\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

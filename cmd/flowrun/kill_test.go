@@ -119,15 +119,15 @@ func TestKillAndResume(t *testing.T) {
 	seen := map[string]bool{}
 	items := 0
 	for _, line := range strings.Split(strings.TrimSpace(string(journal)), "\n") {
-		var rec struct{ T, K string }
+		var rec struct{ I string }
 		if err := json.Unmarshal([]byte(line[9:]), &rec); err != nil {
 			t.Fatalf("bad journal line %q: %v", line, err)
 		}
-		if rec.T == "item" {
-			if seen[rec.K] {
-				t.Errorf("item %s was journalled twice: it ran again after it finished", rec.K)
+		if rec.I != "" {
+			if seen[rec.I] {
+				t.Errorf("item %s was journalled twice: it ran again after it finished", rec.I)
 			}
-			seen[rec.K] = true
+			seen[rec.I] = true
 			items++
 		}
 	}
