@@ -473,7 +473,7 @@ func appendValue(b []byte, v any) []byte {
 	case float64:
 		n := len(b)
 		b = strconv.AppendFloat(b, x, 'g', -1, 64)
-		if bytes.IndexAny(b[n:], ".eEn") < 0 {
+		if !bytes.ContainsAny(b[n:], ".eEn") {
 			b = append(b, ".0"...)
 		}
 		return b

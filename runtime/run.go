@@ -303,5 +303,3 @@ func NewRunID(t time.Time) string {
 	_, _ = rand.Read(b[:])
 	return t.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 }
-
-var errSkipped = errors.New("skipped by on_error")

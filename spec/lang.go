@@ -220,16 +220,3 @@ var onErrorDef = &objDef{
 		{"next", "Where the chain goes on (default: it ends).", ref("next")},
 	},
 }
-
-// defs are the mapping kinds, by their $defs name in the schema.
-var defs = map[string]*objDef{
-	"limits":     limitsDef,
-	"type":       typeDef,
-	"stateField": stateFieldDef,
-	"node":       nodeDef,
-	"map":        mapDef,
-	"batch":      batchDef,
-	"case":       caseDef,
-	"retry":      retryDef,
-	"onError":    onErrorDef,
-}

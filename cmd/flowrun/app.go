@@ -49,7 +49,6 @@ type env struct {
 	reg    *action.Registry
 	stdout io.Writer
 	stderr io.Writer
-	getenv func(string) string
 }
 
 // run runs the command line args (args[0] is the program name) and returns the

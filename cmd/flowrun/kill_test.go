@@ -92,7 +92,7 @@ func TestKillAndResume(t *testing.T) {
 			case err = <-exited:
 			case <-time.After(time.Duration(20+rng.IntN(150)) * time.Millisecond):
 				cmd.Process.Signal(syscall.SIGKILL)
-				err = <-exited
+				<-exited
 				kills++
 				continue
 			}
