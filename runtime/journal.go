@@ -455,6 +455,11 @@ func updatesOf(wf *spec.Workflow, rec *record) ([]update, error) {
 		if err != nil {
 			return nil, err
 		}
+		if t := f.UpdateType(); t != nil {
+			if msg := t.Check(v); msg != "" { // the field's type may have changed (--force)
+				return nil, fmt.Errorf("the journal's update of state field %q no longer fits it: %s", name, msg)
+			}
+		}
 		out = append(out, update{field: f, value: v})
 	}
 	return out, nil

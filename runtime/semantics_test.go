@@ -225,17 +225,7 @@ nodes:
 	reg := testRegistry(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wf := load(t, reg, map[string]string{"workflow.yaml": tt.src, "lib/count.yaml": `version: 1
-state:
-  text: {type: string, required: true}
-  words: {type: integer}
-output: [words]
-nodes:
-  count:
-    action: text.count
-    with: {text: "${{ state.text }}"}
-    update: {words: "${{ output.words }}"}
-`})
+			wf := load(t, reg, map[string]string{"workflow.yaml": tt.src, "lib/count.yaml": countWorkflow})
 			for _, workers := range []int{1, 8} {
 				if got := runJSON(t, wf, tt.inputs, runtime.Options{MaxWorkers: workers}); got != tt.want {
 					t.Errorf("workers %d:\n got %s\nwant %s", workers, got, tt.want)

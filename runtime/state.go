@@ -53,14 +53,10 @@ type update struct {
 	value any
 }
 
-// apply merges an update into the state through the field's reducer.
+// apply merges an update into the state through the field's reducer. The update's
+// type was checked where it was made (chain.assign, or updatesOf for the journal).
 func (s *state) apply(m *vm.VM, u update) error {
 	f := u.field
-	if t := f.UpdateType(); t != nil {
-		if msg := t.Check(u.value); msg != "" {
-			return fmt.Errorf("state field %q (%s, reducer %s): %s", f.Name, f.Type.Noun(), f.Reducer.Name, msg)
-		}
-	}
 	if s.viewed {
 		fresh := make(map[string]any, len(s.values))
 		for k, v := range s.values {
