@@ -1,17 +1,26 @@
-// Package action declares what an action is: its name, documentation, parameters,
-// output and the function that runs it. It is the leaf of flowrun's import graph and
-// uses the standard library only.
+// Package action declares what an action is and how a call of one is carried out.
 //
-// A Spec is the single source of truth for an action: the loader checks a node's
-// `with:` against Spec.Params, the JSON Schema for workflow files derives each action's
-// `with:` schema from it, and `flowrun actions` and docs/actions.md are rendered from it.
+// A Spec declares an action: its name, documentation, parameters, output and the
+// Func that runs it. It is the single source of truth for the action: the loader
+// checks a node's `with:` against Spec.Params, the JSON Schema for workflow files
+// derives each action's `with:` schema from it, and `flowrun actions` and
+// docs/actions.md are rendered from it. A Registry holds the declarations a
+// program knows.
+//
+// A Call is one attempt of an action as plain data: the action's name, its bound
+// Params, and where in which run it is made. An Executor carries calls out; the
+// runtime makes every call through one. Registry.Local is the executor that runs
+// calls in this process, granting actions what its Env allows (exec, paths, the
+// environment); other executors run calls on other machines, replay mocks, or wrap
+// an executor with rate limits and caches.
+//
+// The package is a leaf of flowrun's import graph: it uses the standard library and
+// the value model (package value) only.
 package action
 
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"time"
 )
 
 // Spec declares one action. Built-in actions and actions registered by library users
@@ -32,15 +41,20 @@ type Spec struct {
 	Output []Field
 	// Examples show the action at work; a test runs every one.
 	Examples []Example
+	// Version changes when the action gives other results for the same parameters;
+	// a call carries it (a call cache keys on it). Empty means "1".
+	Version string
 	// Func runs one attempt of the action.
 	Func Func
 }
 
 // Func runs one attempt of an action. It must honour ctx: when ctx is done it returns
-// promptly. The returned object is what `output` holds in `update` and `set`; its
-// values are JSON types (see Call.Params). A returned *Error controls how retries and
-// error handlers see the failure; any other error is a retryable action error.
-type Func func(ctx context.Context, call *Call) (map[string]any, error)
+// promptly. call holds the parameters, bound to the declaration (see Params); env is
+// what the executor grants the action (see Env). The returned object is what
+// `output` holds in `update` and `set`; its values are normalised to JSON types by
+// the runtime. A returned *Error controls how retries and error handlers see the
+// failure; any other error is a retryable action error.
+type Func func(ctx context.Context, call *Call, env *Env) (map[string]any, error)
 
 // Type is the type of a parameter or an output field, named as in JSON Schema, plus
 // "duration" (a string such as "150ms" or "2m") and "any".
@@ -91,43 +105,6 @@ type Example struct {
 	Summary string
 	With    string
 	Output  string
-}
-
-// Call is one attempt of an action.
-type Call struct {
-	// Params holds every declared parameter that was given or has a default, already
-	// checked against its declared type. Values are JSON types: string, bool, nil,
-	// int (integral numbers), float64, []any and map[string]any.
-	Params map[string]any
-	// Attempt counts from 1.
-	Attempt int
-	// Node is the name of the workflow node running the action.
-	Node string
-	// Item is the item's index path inside maps ("3", "3/0"), "" at top level.
-	Item string
-	// Env is the environment the run grants to actions.
-	Env *Env
-}
-
-// Env is what a run grants to its actions. One Env serves a whole workflow file; the
-// runtime makes it, and actions must not modify it.
-type Env struct {
-	// RunID identifies the run.
-	RunID string
-	// Dir is the directory of the workflow file; relative paths resolve against it.
-	Dir string
-	// AllowPaths are directories file actions may use besides Dir.
-	AllowPaths []string
-	// AllowExec permits the exec action.
-	AllowExec bool
-	// Getenv reads an environment variable; nil means os.Getenv.
-	Getenv func(string) string
-	// Log receives messages from actions (the log action, warnings); nil discards them.
-	Log func(level, msg string)
-	// HTTP is the client for network actions; nil means a default client.
-	HTTP *http.Client
-	// Sleep waits for d or until ctx is done; nil means a timer. Tests replace it.
-	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Error is an action failure that says whether a retry may help, and carries details

@@ -126,13 +126,13 @@ func (s *Spec) OutputField(name string) *Field {
 // Bind checks the parameters of one call and returns them with defaults applied. It
 // reports the first problem: an unknown or missing parameter, a value of the wrong
 // type, a value outside the parameter's enum, or a broken one-of group.
-func (s *Spec) Bind(with map[string]any) (map[string]any, error) {
+func (s *Spec) Bind(with map[string]any) (Params, error) {
 	for name := range with {
 		if s.Param(name) == nil {
 			return nil, fmt.Errorf("unknown parameter %q", name)
 		}
 	}
-	out := make(map[string]any, len(s.Params))
+	out := make(Params, len(s.Params))
 	for _, p := range s.Params {
 		v, ok := with[p.Name]
 		if !ok || v == nil {

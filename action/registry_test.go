@@ -10,7 +10,7 @@ import (
 	"github.com/flowrun/flowrun/action"
 )
 
-func noop(context.Context, *action.Call) (map[string]any, error) { return nil, nil }
+func noop(context.Context, *action.Call, *action.Env) (map[string]any, error) { return nil, nil }
 
 func TestNewRegistry(t *testing.T) {
 	ok := func(name string) *action.Spec { return &action.Spec{Name: name, Summary: "s", Func: noop} }
@@ -72,13 +72,13 @@ func TestBind(t *testing.T) {
 	tests := []struct {
 		name string
 		with map[string]any
-		want map[string]any
+		want action.Params
 		err  string
 	}{
 		{"defaults apply", map[string]any{"text": "x", "prompt": "p"},
-			map[string]any{"text": "x", "n": 3, "mode": "fast", "prompt": "p"}, ""},
+			action.Params{"text": "x", "n": 3, "mode": "fast", "prompt": "p"}, ""},
 		{"an integral float is an integer", map[string]any{"text": "x", "n": 4.0, "prompt": "p"},
-			map[string]any{"text": "x", "n": 4.0, "mode": "fast", "prompt": "p"}, ""},
+			action.Params{"text": "x", "n": 4.0, "mode": "fast", "prompt": "p"}, ""},
 		{"unknown", map[string]any{"text": "x", "txet": 1}, nil, `unknown parameter "txet"`},
 		{"missing", map[string]any{"prompt": "p"}, nil, `missing parameter "text"`},
 		{"null is missing", map[string]any{"text": nil, "prompt": "p"}, nil, `missing parameter "text"`},

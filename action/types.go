@@ -2,8 +2,9 @@ package action
 
 import (
 	"fmt"
-	"math"
 	"time"
+
+	"github.com/flowrun/flowrun/value"
 )
 
 func (t Type) valid() bool {
@@ -35,77 +36,6 @@ func (t Type) Noun() string {
 	return "any value"
 }
 
-// Kind names the JSON kind of a value for messages: string, number, boolean, list,
-// object or null.
-func Kind(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "string"
-	case bool:
-		return "boolean"
-	case []any:
-		return "list"
-	case map[string]any:
-		return "object"
-	default:
-		if _, ok := Float(v); ok {
-			return "number"
-		}
-		return fmt.Sprintf("%T", v)
-	}
-}
-
-// Float returns v as a float64 when v is a Go number.
-func Float(v any) (float64, bool) {
-	switch n := v.(type) {
-	case int:
-		return float64(n), true
-	case float64:
-		return n, true
-	case int64:
-		return float64(n), true
-	case int32:
-		return float64(n), true
-	case int16:
-		return float64(n), true
-	case int8:
-		return float64(n), true
-	case uint:
-		return float64(n), true
-	case uint64:
-		return float64(n), true
-	case uint32:
-		return float64(n), true
-	case uint16:
-		return float64(n), true
-	case uint8:
-		return float64(n), true
-	case float32:
-		return float64(n), true
-	}
-	return 0, false
-}
-
-// Int returns v as an int when v is an integral number.
-func Int(v any) (int, bool) {
-	switch n := v.(type) {
-	case int:
-		return n, true
-	case float64:
-		if n == math.Trunc(n) && math.Abs(n) < 1<<53 {
-			return int(n), true
-		}
-		return 0, false
-	}
-	f, ok := Float(v)
-	if !ok || f != math.Trunc(f) || math.Abs(f) >= 1<<63 {
-		return 0, false
-	}
-	return int(f), true
-}
-
 // Matches reports whether v is of type t.
 func (t Type) Matches(v any) bool {
 	switch t {
@@ -115,10 +45,10 @@ func (t Type) Matches(v any) bool {
 		_, ok := v.(string)
 		return ok
 	case Number:
-		_, ok := Float(v)
+		_, ok := value.Float(v)
 		return ok
 	case Integer:
-		_, ok := Int(v)
+		_, ok := value.Int(v)
 		return ok
 	case Boolean:
 		_, ok := v.(bool)
@@ -144,44 +74,24 @@ func (t Type) Matches(v any) bool {
 // it ("expected a string, got a list").
 func (p *Param) Check(v any) string {
 	if !p.Type.Matches(v) {
-		return fmt.Sprintf("expected %s, got %s", p.Type.Noun(), describe(v))
+		return fmt.Sprintf("expected %s, got %s", p.Type.Noun(), value.Describe(v))
 	}
 	if p.Type == Array && p.Items != "" && p.Items != Any {
 		for i, e := range v.([]any) {
 			if !p.Items.Matches(e) {
-				return fmt.Sprintf("element %d: expected %s, got %s", i, p.Items.Noun(), describe(e))
+				return fmt.Sprintf("element %d: expected %s, got %s", i, p.Items.Noun(), value.Describe(e))
 			}
 		}
 	}
 	if len(p.Enum) > 0 {
 		for _, e := range p.Enum {
-			if e == v {
+			if value.Equal(e, v) {
 				return ""
 			}
 		}
-		return fmt.Sprintf("expected one of %s, got %s", enumList(p.Enum), describe(v))
+		return fmt.Sprintf("expected one of %s, got %s", enumList(p.Enum), value.Describe(v))
 	}
 	return ""
-}
-
-func describe(v any) string {
-	switch v := v.(type) {
-	case string:
-		if len(v) > 40 {
-			v = v[:37] + "..."
-		}
-		return fmt.Sprintf("%q", v)
-	case nil, bool:
-		return fmt.Sprint(v)
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "an object"
-	}
-	if _, ok := Float(v); ok {
-		return fmt.Sprint(v)
-	}
-	return Kind(v)
 }
 
 func enumList(vals []any) string {

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/value"
 )
 
 func TestAllRegisters(t *testing.T) {
@@ -99,7 +100,6 @@ func TestExamples(t *testing.T) {
 			"FLOWRUN_LLM_BASE_URL": srv.URL + "/v1",
 			"FLOWRUN_LLM_MODEL":    "test-model",
 		}),
-		Log: func(string, string) {},
 	}
 	for _, s := range All() {
 		for i, ex := range s.Examples {
@@ -123,7 +123,7 @@ func TestExamples(t *testing.T) {
 				if err != nil {
 					t.Fatalf("bind: %v", err)
 				}
-				got, err := s.Func(context.Background(), &action.Call{Params: params, Attempt: 3, Node: "example", Item: "0", Env: e})
+				got, err := local(t, e).Execute(context.Background(), &action.Call{Action: s.Name, Params: params, Attempt: 3, Node: "example", Item: "0"})
 				if err != nil {
 					var ae *action.Error
 					if s.Name == "fail" && ex.Output == "" && errors.As(err, &ae) {
@@ -144,25 +144,45 @@ func TestExamples(t *testing.T) {
 	}
 }
 
-// run binds with to the named action and runs one attempt.
+// run binds with to the named action and runs one attempt through the local
+// executor granting e.
 func run(t *testing.T, name string, e *action.Env, with map[string]any) (map[string]any, error) {
 	t.Helper()
-	return runCall(t, name, &action.Call{Attempt: 1, Node: "n", Env: e}, with)
+	return runEnv(t, e, name, &action.Call{Attempt: 1, Node: "n"}, with)
 }
 
+// runCall is run with the given call's attempt, node and item, and nothing granted.
 func runCall(t *testing.T, name string, call *action.Call, with map[string]any) (map[string]any, error) {
+	t.Helper()
+	return runEnv(t, &action.Env{}, name, call, with)
+}
+
+func runEnv(t *testing.T, e *action.Env, name string, call *action.Call, with map[string]any) (map[string]any, error) {
 	t.Helper()
 	s := spec(t, name)
 	params, err := s.Bind(with)
 	if err != nil {
 		t.Fatalf("bind %s: %v", name, err)
 	}
-	call.Params = params
-	out, err := s.Func(context.Background(), call)
+	call.Action, call.Params = name, params
+	out, err := local(t, e).Execute(context.Background(), call)
 	if err == nil {
 		checkJSONTypes(t, "output", out)
 	}
 	return out, err
+}
+
+// local is the local executor of the built-ins, granting e.
+func local(t *testing.T, e *action.Env) action.Executor {
+	t.Helper()
+	reg, err := action.NewRegistry(All()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e == nil {
+		e = &action.Env{}
+	}
+	return reg.Local(*e)
 }
 
 func spec(t *testing.T, name string) *action.Spec {
@@ -200,7 +220,11 @@ func parseYAML(t *testing.T, text string) any {
 	if err := yaml.Unmarshal([]byte(text), &v); err != nil {
 		t.Fatalf("parse %q: %v", text, err)
 	}
-	return normalize(v)
+	n, err := value.Normalize(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func writeFiles(t *testing.T, dir string, files map[string]string) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"hash/fnv"
+	"log/slog"
 
 	"github.com/flowrun/flowrun/action"
 )
@@ -30,12 +31,9 @@ to simulate slow work when trying out a workflow.`,
 	}
 }
 
-func runSleep(ctx context.Context, call *action.Call) (map[string]any, error) {
-	d, err := duration(call.Params, "duration")
-	if err != nil {
-		return nil, err
-	}
-	if err := wait(ctx, env(call), d); err != nil {
+func runSleep(ctx context.Context, call *action.Call, env *action.Env) (map[string]any, error) {
+	d := call.Params.Duration("duration")
+	if err := env.Sleep(ctx, d); err != nil {
 		return nil, err
 	}
 	return map[string]any{"slept_ms": int(d.Milliseconds())}, nil
@@ -84,15 +82,12 @@ The error is retryable. On success the output is the attempt number.`,
 	}
 }
 
-func runFail(_ context.Context, call *action.Call) (map[string]any, error) {
+func runFail(_ context.Context, call *action.Call, _ *action.Env) (map[string]any, error) {
+	p := call.Params
 	attempt := max(call.Attempt, 1)
-	times, hasTimes := integer(call.Params, "times")
-	prob, hasProb := number(call.Params, "probability")
-	seed, _ := integer(call.Params, "seed")
-	msg, ok := call.Params["message"].(string)
-	if !ok {
-		msg = "deliberate failure"
-	}
+	times, hasTimes := p.Int("times"), p.Has("times")
+	prob, hasProb := p.Float("probability"), p.Has("probability")
+	seed, msg := p.Int("seed"), p.String("message")
 	if hasTimes && times < 0 {
 		return nil, action.Permanentf("parameter \"times\": must not be negative, got %d", times)
 	}
@@ -162,11 +157,7 @@ so ` + "`message: \"${{ output }}\"`" + ` logs a whole object. The action return
 	}
 }
 
-func runLog(_ context.Context, call *action.Call) (map[string]any, error) {
-	level, ok := call.Params["level"].(string)
-	if !ok {
-		level = "info"
-	}
+func runLog(ctx context.Context, call *action.Call, env *action.Env) (map[string]any, error) {
 	msg, ok := call.Params["message"].(string)
 	if !ok {
 		s, err := jsonText(call.Params["message"])
@@ -175,8 +166,10 @@ func runLog(_ context.Context, call *action.Call) (map[string]any, error) {
 		}
 		msg = s
 	}
-	if e := env(call); e.Log != nil {
-		e.Log(level, msg)
-	}
+	env.Logger.LogAttrs(ctx, logLevels[call.Params.String("level")], msg,
+		slog.String("run", call.RunID), slog.String("node", call.Node), slog.String("item", call.Item))
 	return map[string]any{}, nil
 }
+
+// logLevels maps the log action's levels to slog's.
+var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}

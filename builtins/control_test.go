@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,7 +39,7 @@ func TestSleepHonoursCancellation(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	time.AfterFunc(10*time.Millisecond, func() { cancel(cause) })
 	start := time.Now()
-	_, err = s.Func(ctx, &action.Call{Params: params, Attempt: 1, Env: &action.Env{}})
+	_, err = local(t, &action.Env{}).Execute(ctx, &action.Call{Action: s.Name, Params: params, Attempt: 1})
 	if !errors.Is(err, cause) {
 		t.Errorf("err = %v, want the context's cause", err)
 	}
@@ -133,9 +135,13 @@ func TestFailProbabilityBounds(t *testing.T) {
 }
 
 func TestLog(t *testing.T) {
-	type entry struct{ Level, Msg string }
+	type entry struct{ Level, Msg, Attrs string }
 	var got []entry
-	e := &action.Env{Log: func(level, msg string) { got = append(got, entry{level, msg}) }}
+	e := &action.Env{Logger: slog.New(recordFunc(func(r slog.Record) {
+		var attrs []string
+		r.Attrs(func(a slog.Attr) bool { attrs = append(attrs, a.String()); return true })
+		got = append(got, entry{r.Level.String(), r.Message, strings.Join(attrs, " ")})
+	}))}
 	for _, with := range []map[string]any{
 		{"message": "plain"},
 		{"message": map[string]any{"n": 1, "s": "<x>"}, "level": "error"},
@@ -149,7 +155,7 @@ func TestLog(t *testing.T) {
 			t.Errorf("output (-want +got):\n%s", diff)
 		}
 	}
-	want := []entry{{"info", "plain"}, {"error", `{"n":1,"s":"<x>"}`}, {"debug", "2.5"}}
+	want := []entry{{"INFO", "plain", "run= node=n item="}, {"ERROR", `{"n":1,"s":"<x>"}`, "run= node=n item="}, {"DEBUG", "2.5", "run= node=n item="}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("log (-want +got):\n%s", diff)
 	}
@@ -157,3 +163,11 @@ func TestLog(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// recordFunc is a slog.Handler that hands every record to a function.
+type recordFunc func(r slog.Record)
+
+func (f recordFunc) Enabled(context.Context, slog.Level) bool      { return true }
+func (f recordFunc) Handle(_ context.Context, r slog.Record) error { f(r); return nil }
+func (f recordFunc) WithAttrs([]slog.Attr) slog.Handler            { return f }
+func (f recordFunc) WithGroup(string) slog.Handler                 { return f }

@@ -66,22 +66,13 @@ the last 500 bytes of standard error. Each output stream keeps at most 32 MiB.`,
 	}
 }
 
-func runExec(ctx context.Context, call *action.Call) (map[string]any, error) {
-	e := env(call)
-	if !e.AllowExec {
+func runExec(ctx context.Context, call *action.Call, env *action.Env) (map[string]any, error) {
+	if !env.AllowExec {
 		return nil, action.Permanentf("exec is disabled: pass --allow-exec to flowrun run (or resume) to let this workflow run programs")
 	}
-	list, _ := call.Params["argv"].([]any)
-	if len(list) == 0 {
+	argv := call.Params.Strings("argv") // a list of strings: checked when bound
+	if len(argv) == 0 {
 		return nil, action.Permanentf("parameter \"argv\": want at least the program name")
-	}
-	argv := make([]string, len(list))
-	for i, a := range list {
-		s, ok := a.(string)
-		if !ok {
-			return nil, action.Permanentf("parameter \"argv\": element %d: expected a string, got %s", i, action.Kind(a))
-		}
-		argv[i] = s
 	}
 	if argv[0] == "" {
 		return nil, action.Permanentf("parameter \"argv\": empty program name")
@@ -90,11 +81,11 @@ func runExec(ctx context.Context, call *action.Call) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := str(call.Params, "dir")
+	dir := call.Params.String("dir")
 	if dir == "" {
 		dir = "."
 	}
-	pl, err := confine(e, dir)
+	pl, err := confine(env, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -105,8 +96,8 @@ func runExec(ctx context.Context, call *action.Call) (map[string]any, error) {
 	for _, v := range vars {
 		cmd.Env = append(cmd.Env, v[0]+"="+v[1])
 	}
-	if s, ok := call.Params["stdin"].(string); ok {
-		cmd.Stdin = strings.NewReader(s)
+	if call.Params.Has("stdin") {
+		cmd.Stdin = strings.NewReader(call.Params.String("stdin"))
 	}
 	stdout, stderr := &capped{}, &capped{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr

@@ -120,7 +120,7 @@ func TestExecTimeoutKillsProcessGroup(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = s.Func(ctx, &action.Call{Params: params, Attempt: 1, Env: &action.Env{Dir: dir, AllowExec: true}})
+	_, err = local(t, &action.Env{Dir: dir, AllowExec: true}).Execute(ctx, &action.Call{Action: s.Name, Params: params, Attempt: 1})
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("returned after %s, want under a second", d)
 	}

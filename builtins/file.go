@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/value"
 )
 
 const confinementDoc = `Paths are relative to the workflow file's directory. They must stay inside it, or
@@ -70,9 +71,9 @@ A missing file or one that does not parse is a permanent error.
 	}
 }
 
-func runRead(_ context.Context, call *action.Call) (map[string]any, error) {
-	name := str(call.Params, "path")
-	pl, err := confine(env(call), name)
+func runRead(_ context.Context, call *action.Call, env *action.Env) (map[string]any, error) {
+	name := call.Params.String("path")
+	pl, err := confine(env, name)
 	if err != nil {
 		return nil, err
 	}
@@ -88,8 +89,8 @@ func runRead(_ context.Context, call *action.Call) (map[string]any, error) {
 	if err != nil {
 		return nil, fileError("read", name, err, pl)
 	}
-	switch format := str(call.Params, "format"); format {
-	case "", "text":
+	switch format := call.Params.String("format"); format {
+	case "text":
 		return map[string]any{"text": string(data)}, nil
 	case "json":
 		v, err := decodeJSON(data)
@@ -164,12 +165,12 @@ in any order, so prefer state reducers to collect results.
 	}
 }
 
-func runWrite(_ context.Context, call *action.Call) (map[string]any, error) {
-	name := str(call.Params, "path")
+func runWrite(_ context.Context, call *action.Call, env *action.Env) (map[string]any, error) {
+	name := call.Params.String("path")
 	var content []byte
-	if s, ok := call.Params["text"].(string); ok {
-		content = []byte(s)
-	} else if v, ok := call.Params["data"]; ok && v != nil {
+	if call.Params.Has("text") {
+		content = []byte(call.Params.String("text"))
+	} else if v := call.Params["data"]; v != nil {
 		var err error
 		if content, err = encodeData(v, name); err != nil {
 			return nil, action.Permanentf("parameter \"data\": %v", err)
@@ -177,7 +178,7 @@ func runWrite(_ context.Context, call *action.Call) (map[string]any, error) {
 	} else {
 		return nil, action.Permanentf(`missing parameter: give one of "text" and "data"`)
 	}
-	pl, err := confine(env(call), name)
+	pl, err := confine(env, name)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +192,7 @@ func runWrite(_ context.Context, call *action.Call) (map[string]any, error) {
 			return nil, fileError("write", name, err, pl)
 		}
 	}
-	if app, _ := call.Params["append"].(bool); app {
+	if call.Params.Bool("append") {
 		err = appendFile(root, pl.rel, content)
 	} else {
 		err = replaceFile(root, pl.rel, content)
@@ -226,7 +227,7 @@ func decodeYAML(data []byte) (any, error) {
 	if err := doc.Decode(&v); err != nil {
 		return nil, err
 	}
-	return normalize(v), nil
+	return value.Normalize(v)
 }
 
 // encodeData encodes v as YAML for .yaml/.yml paths, else as indented JSON.
@@ -337,8 +338,8 @@ matches nothing.
 	}
 }
 
-func runList(_ context.Context, call *action.Call) (map[string]any, error) {
-	pattern := str(call.Params, "pattern")
+func runList(_ context.Context, call *action.Call, env *action.Env) (map[string]any, error) {
+	pattern := call.Params.String("pattern")
 	if pattern == "" {
 		return nil, action.Permanentf("parameter \"pattern\": empty pattern")
 	}
@@ -364,8 +365,7 @@ func runList(_ context.Context, call *action.Call) (map[string]any, error) {
 	if baseName == "" {
 		baseName = "."
 	}
-	e := env(call)
-	pl, err := confine(e, filepath.FromSlash(baseName))
+	pl, err := confine(env, filepath.FromSlash(baseName))
 	if err != nil {
 		return nil, err
 	}
@@ -410,7 +410,7 @@ func runList(_ context.Context, call *action.Call) (map[string]any, error) {
 		out := path.Join(base, rel)
 		if d.Type()&fs.ModeSymlink != 0 {
 			// A link is listed when it leads to a file the run may read.
-			lp, err := confine(e, filepath.FromSlash(out))
+			lp, err := confine(env, filepath.FromSlash(out))
 			if err != nil {
 				return nil
 			}

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/value"
 )
 
 // maxBody is the largest response body the network actions read.
@@ -61,9 +62,9 @@ the query do not end up in logs.`,
 	}
 }
 
-func runRequest(ctx context.Context, call *action.Call) (map[string]any, error) {
+func runRequest(ctx context.Context, call *action.Call, env *action.Env) (map[string]any, error) {
 	p := call.Params
-	raw := str(p, "url")
+	raw := p.String("url")
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, action.Permanentf("parameter \"url\": %q is not an http or https URL", raw)
@@ -71,29 +72,23 @@ func runRequest(ctx context.Context, call *action.Call) (map[string]any, error) 
 	if err := addQuery(u, p); err != nil {
 		return nil, err
 	}
-	method := str(p, "method")
-	if method == "" {
-		method = http.MethodGet
-	}
+	method := p.String("method")
 	headers, err := stringMap(p, "headers")
 	if err != nil {
 		return nil, err
 	}
 	var body io.Reader
 	contentType := ""
-	if v, ok := p["json"]; ok && v != nil {
+	if v := p["json"]; v != nil {
 		s, err := jsonText(v)
 		if err != nil {
 			return nil, action.Permanentf("parameter \"json\": %v", err)
 		}
 		body, contentType = strings.NewReader(s), "application/json"
-	} else if s, ok := p["body"].(string); ok {
-		body = strings.NewReader(s)
+	} else if p.Has("body") {
+		body = strings.NewReader(p.String("body"))
 	}
-	timeout, err := duration(p, "timeout")
-	if err != nil {
-		return nil, err
-	}
+	timeout := p.Duration("timeout")
 	reqCtx, cancel := withTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(reqCtx, method, u.String(), body)
@@ -111,7 +106,7 @@ func runRequest(ctx context.Context, call *action.Call) (map[string]any, error) 
 		req.Header.Set("Content-Type", contentType)
 	}
 	what := method + " " + displayURL(u)
-	resp, err := client(env(call)).Do(req)
+	resp, err := env.HTTP.Do(req)
 	if err != nil {
 		return nil, transportError(ctx, what, timeout, err)
 	}
@@ -159,7 +154,7 @@ func addQuery(u *url.URL, p map[string]any) error {
 		for _, e := range list {
 			s, ok := scalarString(e)
 			if !ok {
-				return action.Permanentf("parameter \"query\": value of %q: expected a string, number, boolean or list of them, got %s", k, action.Kind(e))
+				return action.Permanentf("parameter \"query\": value of %q: expected a string, number, boolean or list of them, got %s", k, value.Kind(e))
 			}
 			vals.Add(k, s)
 		}
@@ -180,13 +175,6 @@ func withTimeout(ctx context.Context, d time.Duration) (context.Context, context
 }
 
 // client returns the run's HTTP client, or the default one.
-func client(e *action.Env) *http.Client {
-	if e.HTTP != nil {
-		return e.HTTP
-	}
-	return http.DefaultClient
-}
-
 // readCapped reads a response body of at most maxBody bytes.
 func readCapped(r io.Reader) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxBody+1))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/value"
 )
 
 // LLM retry policy: at most llmRetries retries of 429 and 5xx, waiting Retry-After
@@ -95,11 +96,11 @@ type chatResponse struct {
 	} `json:"usage"`
 }
 
-func runChat(ctx context.Context, call *action.Call) (map[string]any, error) {
-	p, e := call.Params, env(call)
-	model := firstNonEmpty(str(p, "model"), getenv(e, "FLOWRUN_LLM_MODEL"))
-	base := firstNonEmpty(str(p, "base_url"), getenv(e, "FLOWRUN_LLM_BASE_URL"))
-	key := firstNonEmpty(str(p, "api_key"), getenv(e, "FLOWRUN_LLM_API_KEY"))
+func runChat(ctx context.Context, call *action.Call, env *action.Env) (map[string]any, error) {
+	p := call.Params
+	model := firstNonEmpty(p.String("model"), env.Getenv("FLOWRUN_LLM_MODEL"))
+	base := firstNonEmpty(p.String("base_url"), env.Getenv("FLOWRUN_LLM_BASE_URL"))
+	key := firstNonEmpty(p.String("api_key"), env.Getenv("FLOWRUN_LLM_API_KEY"))
 	red := redactor(key)
 	var missing []string
 	if base == "" {
@@ -119,13 +120,10 @@ func runChat(ctx context.Context, call *action.Call) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	timeout, err := duration(p, "timeout")
-	if err != nil {
-		return nil, err
-	}
+	timeout := p.Duration("timeout")
 	what := red("POST " + displayURL(endpoint))
 	for retry := 0; ; retry++ {
-		out, resp, err := chatOnce(ctx, e, endpoint.String(), key, body, timeout)
+		out, resp, err := chatOnce(ctx, env.HTTP, endpoint.String(), key, body, timeout)
 		if err != nil {
 			return nil, redactError(transportError(ctx, what, timeout, err), red)
 		}
@@ -146,14 +144,14 @@ func runChat(ctx context.Context, call *action.Call) (map[string]any, error) {
 		if d > llmMaxRetryAfter {
 			return nil, statusError(what, resp, red(string(out)), fmt.Sprintf("(the server asks to retry after %s)", d.Round(time.Second)))
 		}
-		if err := wait(ctx, e, d); err != nil {
+		if err := env.Sleep(ctx, d); err != nil {
 			return nil, err
 		}
 	}
 }
 
 // chatOnce sends one request and reads the reply; err is a transport failure.
-func chatOnce(ctx context.Context, e *action.Env, endpoint, key string, body []byte, timeout time.Duration) ([]byte, *http.Response, error) {
+func chatOnce(ctx context.Context, client *http.Client, endpoint, key string, body []byte, timeout time.Duration) ([]byte, *http.Response, error) {
 	reqCtx, cancel := withTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, endpoint, bytes.NewReader(body))
@@ -165,7 +163,7 @@ func chatOnce(ctx context.Context, e *action.Env, endpoint, key string, body []b
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	resp, err := client(e).Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -192,16 +190,15 @@ func chatURL(base string) (*url.URL, error) {
 }
 
 // chatRequest builds the request body.
-func chatRequest(p map[string]any, model string) ([]byte, error) {
+func chatRequest(p action.Params, model string) ([]byte, error) {
 	var msgs []any
-	if s := str(p, "system"); s != "" {
+	if s := p.String("system"); s != "" {
 		msgs = append(msgs, map[string]any{"role": "system", "content": s})
 	}
-	if s, ok := p["prompt"].(string); ok {
-		msgs = append(msgs, map[string]any{"role": "user", "content": s})
+	if p.Has("prompt") {
+		msgs = append(msgs, map[string]any{"role": "user", "content": p.String("prompt")})
 	}
-	list, _ := p["messages"].([]any)
-	for i, m := range list {
+	for i, m := range p.List("messages") {
 		obj, _ := m.(map[string]any)
 		if role, _ := obj["role"].(string); role == "" {
 			return nil, action.Permanentf("parameter \"messages\": element %d: want a \"role\" such as \"user\"", i)
@@ -214,11 +211,11 @@ func chatRequest(p map[string]any, model string) ([]byte, error) {
 		msgs = append(msgs, obj)
 	}
 	req := map[string]any{"model": model, "messages": msgs, "stream": false}
-	if t, ok := number(p, "temperature"); ok {
-		req["temperature"] = t
+	if p.Has("temperature") {
+		req["temperature"] = p.Float("temperature")
 	}
-	if n, ok := integer(p, "max_tokens"); ok {
-		req["max_tokens"] = n
+	if p.Has("max_tokens") {
+		req["max_tokens"] = p.Int("max_tokens")
 	}
 	data, err := json.Marshal(req)
 	if err != nil {
@@ -264,10 +261,9 @@ func chatOutput(data []byte, model string, red func(string) string, what string)
 }
 
 func tokens(n json.Number) int {
-	if v, ok := action.Int(normalize(n)); ok {
-		return v
-	}
-	return 0
+	v, _ := value.Normalize(n)
+	i, _ := value.Int(v)
+	return i
 }
 
 // retryAfter parses a Retry-After header: seconds or an HTTP date.

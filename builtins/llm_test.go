@@ -253,7 +253,7 @@ func TestChatCancelledDuringRetryWait(t *testing.T) {
 	}}
 	s := spec(t, "llm.chat")
 	params, _ := s.Bind(map[string]any{"prompt": "hi", "model": "m", "base_url": stub.URL})
-	_, err := s.Func(ctx, &action.Call{Params: params, Attempt: 1, Env: e})
+	_, err := local(t, e).Execute(ctx, &action.Call{Action: s.Name, Params: params, Attempt: 1})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}

@@ -50,12 +50,9 @@ words: 29`,
 	}
 }
 
-func runSummarize(_ context.Context, call *action.Call) (map[string]any, error) {
-	text := str(call.Params, "text")
-	n, ok := integer(call.Params, "max_sentences")
-	if !ok {
-		n = 3
-	}
+func runSummarize(_ context.Context, call *action.Call, _ *action.Env) (map[string]any, error) {
+	text := call.Params.String("text")
+	n := call.Params.Int("max_sentences")
 	if n < 1 {
 		return nil, action.Permanentf("parameter \"max_sentences\": must be at least 1, got %d", n)
 	}
@@ -136,19 +133,16 @@ Every chunk is trimmed of surrounding white space and empty chunks are dropped.
 	}
 }
 
-func runSplit(_ context.Context, call *action.Call) (map[string]any, error) {
-	text := str(call.Params, "text")
+func runSplit(_ context.Context, call *action.Call, _ *action.Env) (map[string]any, error) {
+	text := call.Params.String("text")
 	var chunks []string
-	switch by := str(call.Params, "by"); by {
-	case "", "paragraph":
+	switch by := call.Params.String("by"); by {
+	case "paragraph":
 		chunks = paragraphs(text)
 	case "sentence":
 		chunks = sentences(text)
 	case "size":
-		size, ok := integer(call.Params, "size")
-		if !ok {
-			size = 1000
-		}
+		size := call.Params.Int("size")
 		if size < 1 {
 			return nil, action.Permanentf("parameter \"size\": must be at least 1, got %d", size)
 		}
@@ -188,12 +182,8 @@ object keys sorted, so the result is deterministic.`,
 	}
 }
 
-func runJoin(_ context.Context, call *action.Call) (map[string]any, error) {
-	parts, _ := call.Params["parts"].([]any)
-	sep, ok := call.Params["separator"].(string)
-	if !ok {
-		sep = "\n"
-	}
+func runJoin(_ context.Context, call *action.Call, _ *action.Env) (map[string]any, error) {
+	parts, sep := call.Params.List("parts"), call.Params.String("separator")
 	texts := make([]string, len(parts))
 	for i, p := range parts {
 		if s, ok := p.(string); ok {
@@ -234,8 +224,8 @@ lines of text, where a final line break does not start another line. An empty te
 	}
 }
 
-func runCount(_ context.Context, call *action.Call) (map[string]any, error) {
-	text := str(call.Params, "text")
+func runCount(_ context.Context, call *action.Call, _ *action.Env) (map[string]any, error) {
+	text := call.Params.String("text")
 	lines := 0
 	if text != "" {
 		lines = strings.Count(text, "\n")

@@ -45,7 +45,10 @@ func BenchmarkMapReduce(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			inputs := map[string]any{"n": tc.n}
-			opts := runtime.Options{Observer: tc.obs}
+			opts := runtime.Options{}
+			if tc.obs != nil {
+				opts.Observers = []runtime.Observer{tc.obs}
+			}
 			for b.Loop() {
 				res, err := runtime.Run(context.Background(), wf, inputs, opts)
 				if err != nil {

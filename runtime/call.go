@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"runtime/debug"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/flowrun/flowrun/action"
 	"github.com/flowrun/flowrun/spec"
+	"github.com/flowrun/flowrun/value"
 )
 
 // errTimeout is the cause of an attempt's context when the node's timeout ends it.
@@ -29,7 +31,7 @@ func (c *chain) invoke(ctx context.Context, node *spec.Node, vars map[string]any
 		}
 		obj, ok := x.(map[string]any)
 		if !ok {
-			return nil, &ItemError{Node: node, Kind: KindExpression, Err: fmt.Errorf("%s: with gave %s, expected an object", node.With.Pos, describe(x))}
+			return nil, &ItemError{Node: node, Kind: KindExpression, Err: fmt.Errorf("%s: with gave %s, expected an object", node.With.Pos, value.Describe(x))}
 		}
 		with = obj
 	}
@@ -67,11 +69,15 @@ func (c *chain) invoke(ctx context.Context, node *spec.Node, vars map[string]any
 		d := backoff(node.Retry, attempt, c.r.id+"/"+c.path+"/"+node.Name)
 		c.r.emit(Event{Type: ItemRetrying, Workflow: c.wf.Name, Node: node.Name, Item: c.path, At: node.Name,
 			Attempt: attempt, DelayMS: ms(d), ErrorKind: ie.Kind, Error: ie.Err.Error()})
+		if c.r.log != nil {
+			c.r.log.LogAttrs(ctx, slog.LevelDebug, "retrying", slog.String("node", node.Name), slog.String("item", c.path),
+				slog.Int("attempt", attempt), slog.Duration("delay", d), slog.String("error", ie.Err.Error()))
+		}
 		c.r.stats.Retries.Add(1)
 		if c.owner != nil {
 			c.owner.Retrying.Add(1)
 		}
-		err = sleep(ctx, d)
+		err = c.r.clock.Sleep(ctx, d)
 		if c.owner != nil {
 			c.owner.Retrying.Add(-1)
 		}
@@ -83,15 +89,20 @@ func (c *chain) invoke(ctx context.Context, node *spec.Node, vars map[string]any
 }
 
 // attempt runs the node once, bounded by its timeout, turning a panic into an error.
-// The action runs in a goroutine of its own so that a timeout or cancellation ends
-// the attempt even when the action ignores its context; it keeps its run-wide slot
-// until it really returns.
+// The executor runs in a goroutine of its own so that a timeout or cancellation
+// ends the attempt even when the action ignores its context; the call keeps its
+// run-wide slot until it really returns.
 func (c *chain) attempt(ctx context.Context, node *spec.Node, with map[string]any, attempt int) (map[string]any, error) {
-	actx, cancel := ctx, context.CancelFunc(func() {})
+	actx := ctx
 	if node.Timeout > 0 {
-		actx, cancel = context.WithTimeoutCause(ctx, node.Timeout, errTimeout)
+		tctx, cancel := context.WithCancelCause(ctx)
+		stop := c.r.clock.AfterFunc(node.Timeout, func() { cancel(errTimeout) })
+		defer func() {
+			stop()
+			cancel(nil)
+		}()
+		actx = tctx
 	}
-	defer cancel()
 	if node.Kind == spec.WorkflowNode {
 		out, err := c.subWorkflow(actx, node, with)
 		if err != nil {
@@ -109,8 +120,10 @@ func (c *chain) attempt(ctx context.Context, node *spec.Node, with map[string]an
 		err error
 	}
 	done := make(chan result, 1)
-	call := &action.Call{Params: with, Attempt: attempt, Node: node.Name, Item: c.path, Env: c.env}
-	slots := c.r.slots // not c: the goroutine may outlive the item's chain (a timeout)
+	a := node.Action
+	call := &action.Call{Action: a.Name, Version: a.Version, Params: with, RunID: c.r.id, Dir: c.dir,
+		Node: node.Name, Item: c.path, Attempt: attempt, Key: c.r.id + "/" + c.execKey()}
+	slots, exec := c.r.slots, c.r.exec // not c: the goroutine may outlive the item's chain (a timeout)
 	go func() {
 		var res result
 		func() {
@@ -119,7 +132,7 @@ func (c *chain) attempt(ctx context.Context, node *spec.Node, with map[string]an
 					res = result{err: &panicError{value: p, stack: debug.Stack()}}
 				}
 			}()
-			res.out, res.err = node.Action.Func(actx, call)
+			res.out, res.err = exec.Execute(actx, call)
 		}()
 		<-slots // free the slot before the result lets the next action start
 		done <- res
@@ -130,14 +143,18 @@ func (c *chain) attempt(ctx context.Context, node *spec.Node, with map[string]an
 	case <-actx.Done():
 		res.err = context.Cause(actx)
 	}
+	secrets := a.Secrets(call.Params)
 	if res.err != nil {
-		return nil, c.classify(node, actx, res.err)
+		ie := c.classify(node, actx, res.err)
+		ie.Err = maskError(ie.Err, secrets)
+		ie.Fields = maskFields(ie.Fields, secrets)
+		return nil, ie
 	}
-	out, err := spec.Normalize(res.out)
+	out, err := value.Normalize(res.out)
 	if err != nil {
-		return nil, &ItemError{Node: node, Kind: KindAction, Err: fmt.Errorf("action %s returned %v", node.Action.Name, err)}
+		return nil, &ItemError{Node: node, Kind: KindAction, Err: maskError(fmt.Errorf("action %s returned %v", a.Name, err), secrets)}
 	}
-	obj, _ := out.(map[string]any)
+	obj, _ := mask(out, secrets).(map[string]any)
 	if obj == nil {
 		obj = map[string]any{}
 	}
@@ -184,7 +201,7 @@ func (c *chain) shouldRetry(node *spec.Node, ie *ItemError, vars map[string]any)
 	b, ok := x.(bool)
 	if !ok {
 		return false, &ItemError{Node: node, Kind: KindExpression, Err: fmt.Errorf(
-			"%s: retry.when gave %s, expected true or false", rp.When.Pos, describe(x))}
+			"%s: retry.when gave %s, expected true or false", rp.When.Pos, value.Describe(x))}
 	}
 	return b, nil
 }
@@ -211,11 +228,7 @@ func backoff(rp *spec.Retry, attempt int, key string) time.Duration {
 func (c *chain) subWorkflow(ctx context.Context, node *spec.Node, with map[string]any) (map[string]any, error) {
 	sub := node.Workflow
 	inputs := with // checked by invoke
-	key := ""
-	if c.r.keyed {
-		key = c.execKey() + ">"
-	}
-	st, err := c.r.workflow(ctx, sub, inputs, c, key)
+	st, err := c.r.workflow(ctx, sub, inputs, c, c.execKey()+">")
 	if err != nil {
 		return nil, err
 	}

@@ -2,15 +2,15 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/expr-lang/expr/vm"
 
-	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/journal"
 	"github.com/flowrun/flowrun/spec"
+	"github.com/flowrun/flowrun/value"
 )
 
 // chain runs nodes one after another from a start node, following next: a
@@ -23,7 +23,7 @@ import (
 type chain struct {
 	r   *run
 	wf  *spec.Workflow
-	env *action.Env
+	dir string // the workflow's directory, as action.Call.Dir names it
 	m   *vm.VM
 
 	st   *state         // top level: the live state
@@ -248,7 +248,7 @@ func (c *chain) assign(node *spec.Node, updates, sets []spec.Assign, vars map[st
 	if newSet != nil {
 		if _, isObj := c.input.(map[string]any); c.st == nil && c.input != nil && !isObj {
 			return &ItemError{Node: node, Kind: KindExpression, Err: fmt.Errorf(
-				"set needs the item's input to be an object, but it is %s: give the map an object `with`", describe(c.input))}
+				"set needs the item's input to be an object, but it is %s: give the map an object `with`", value.Describe(c.input))}
 		}
 		c.set = newSet
 	}
@@ -287,7 +287,7 @@ func pick(m *vm.VM, cases []spec.Case, vars map[string]any) (*spec.Node, bool, e
 		}
 		b, isBool := v.(bool)
 		if !isBool {
-			return nil, false, fmt.Errorf("%s: condition %q gave %s, expected true or false", cs.When.Pos, cs.When.Src, describe(v))
+			return nil, false, fmt.Errorf("%s: condition %q gave %s, expected true or false", cs.When.Pos, cs.When.Src, value.Describe(v))
 		}
 		if b {
 			return cs.To, true, nil
@@ -303,34 +303,25 @@ func (c *chain) outcome(ctx context.Context, node *spec.Node, vars map[string]an
 	r := c.r
 	top := c.st != nil && r.keyed
 	if top && r.replay != nil {
-		if rec := r.replay.nodes[c.execKey()]; rec != nil {
-			if rec.Error != nil {
-				return nil, &ItemError{Node: node, Kind: rec.Error.Kind, Attempts: rec.Error.Attempts,
-					Err: errors.New(rec.Error.Message), Fields: rec.Error.Fields}
+		if rec := r.replay.Node(c.execKey()); rec != nil {
+			if e := rec.Error; e != nil {
+				return nil, &ItemError{Node: node, Kind: e.Kind, Attempts: e.Attempts, Err: errors.New(e.Message), Fields: e.Fields}
 			}
-			v, err := decodeExact(rec.Output)
-			if obj, ok := v.(map[string]any); ok && err == nil {
-				return obj, nil
-			}
+			return rec.Output, nil
 		}
 	}
 	out, err := c.invoke(ctx, node, vars)
 	if !top || r.journal == nil {
 		return out, err
 	}
-	b := []byte(`{"n":`)
-	b = appendString(b, c.execKey())
 	if err == nil {
-		b = appendValue(append(b, `,"o":`...), out)
-	} else {
-		ie := asItemError(node, KindAction, err)
-		if !handles(node, ie) {
-			return out, err // not finished: it runs again on resume
-		}
-		e, _ := json.Marshal(recordedError{Kind: ie.Kind, Message: ie.Err.Error(), Attempts: ie.Attempts, Fields: ie.Fields})
-		b = append(append(b, `,"e":`...), e...)
+		r.journal.AppendNode(c.execKey(), out)
+		return out, nil
 	}
-	r.journal.append(append(b, '}'))
+	ie := asItemError(node, KindAction, err)
+	if handles(node, ie) { // finished: on_error deals with it; else it runs again on resume
+		r.journal.AppendNodeError(c.execKey(), &journal.NodeError{Kind: ie.Kind, Message: ie.Err.Error(), Attempts: ie.Attempts, Fields: ie.Fields})
+	}
 	return out, err
 }
 

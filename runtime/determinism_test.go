@@ -17,7 +17,7 @@ import (
 func jitter() *action.Spec {
 	return testAction("test.jitter", []action.Param{{Name: "value", Type: action.Any}},
 		[]action.Field{{Name: "value"}},
-		func(ctx context.Context, c *action.Call) (map[string]any, error) {
+		func(ctx context.Context, c *action.Call, _ *action.Env) (map[string]any, error) {
 			h := fnv.New64a()
 			fmt.Fprint(h, c.Item, time.Now().UnixNano())
 			d := time.Duration(rand.New(rand.NewPCG(h.Sum64(), 1)).IntN(3000)) * time.Microsecond

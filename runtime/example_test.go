@@ -21,7 +21,7 @@ func ExampleRun() {
 		Summary: "Upper-case a text.",
 		Params:  []action.Param{{Name: "text", Type: action.String, Required: true, Doc: "The text."}},
 		Output:  []action.Field{{Name: "text", Type: action.String, Doc: "The text, upper-cased."}},
-		Func: func(ctx context.Context, call *action.Call) (map[string]any, error) {
+		Func: func(ctx context.Context, call *action.Call, _ *action.Env) (map[string]any, error) {
 			return map[string]any{"text": strings.ToUpper(call.Params["text"].(string))}, nil
 		},
 	}

@@ -36,7 +36,7 @@ func (f *flaky) action() *action.Spec {
 		{Name: "ms", Type: action.Integer, Default: 0},
 		{Name: "stubborn", Type: action.Boolean, Default: false},
 		{Name: "panic", Type: action.Boolean, Default: false},
-	}, []action.Field{{Name: "attempt"}}, func(ctx context.Context, c *action.Call) (map[string]any, error) {
+	}, []action.Field{{Name: "attempt"}}, func(ctx context.Context, c *action.Call, _ *action.Env) (map[string]any, error) {
 		f.started.Add(1)
 		f.mu.Lock()
 		f.attempts[c.Item] = append(f.attempts[c.Item], time.Since(f.t0))
@@ -44,7 +44,7 @@ func (f *flaky) action() *action.Spec {
 		if c.Params["panic"] == true {
 			panic("boom")
 		}
-		ms, _ := action.Int(c.Params["ms"])
+		ms := c.Params.Int("ms")
 		if c.Params["stubborn"] == true {
 			time.Sleep(time.Duration(ms) * time.Millisecond)
 		} else if ms > 0 {
@@ -54,7 +54,7 @@ func (f *flaky) action() *action.Spec {
 				return nil, ctx.Err()
 			}
 		}
-		fails, _ := action.Int(c.Params["fails"])
+		fails := c.Params.Int("fails")
 		if c.Attempt <= fails {
 			if c.Params["permanent"] == true {
 				return nil, &action.Error{Msg: fmt.Sprintf("attempt %d: bad request", c.Attempt), Permanent: true, Fields: map[string]any{"status": 400}}
@@ -430,7 +430,7 @@ nodes:
 		ctx, cancel := context.WithCancelCause(context.Background())
 		time.AfterFunc(time.Second, func() { cancel(errors.New("interrupted by test")) })
 		start := time.Now()
-		_, err := runtime.Run(ctx, wf, nil, runtime.Options{Observer: obs})
+		_, err := runtime.Run(ctx, wf, nil, runtime.Options{Observers: []runtime.Observer{obs}})
 		if took := time.Since(start); took != time.Second {
 			t.Errorf("the run took %v after cancellation at 1s", took)
 		}

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -12,8 +13,9 @@ import (
 
 	"github.com/expr-lang/expr/vm"
 
-	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/journal"
 	"github.com/flowrun/flowrun/spec"
+	"github.com/flowrun/flowrun/value"
 )
 
 // fanout runs the items of one map (or the branches of one parallel) node: a fixed
@@ -89,9 +91,7 @@ func (c *chain) fanOut(ctx context.Context, node *spec.Node) error {
 	fo.stats.Items.Add(int64(n))
 	c.r.emit(Event{Type: NodeStarted, Workflow: c.wf.Name, Node: node.Name, Item: c.path, Parent: parent, Items: n})
 
-	if c.r.keyed {
-		fo.key = c.execKey() // once, here: the workers read it concurrently
-	}
+	fo.key = c.execKey() // once, here: the workers read it concurrently
 	fo.ctx, fo.cancel = context.WithCancelCause(ctx)
 	defer fo.cancel(nil)
 	workers := min(conc, n)
@@ -133,9 +133,9 @@ func (fo *fanout) thresholds(mp *spec.Map, vars map[string]any) error {
 		if err != nil {
 			return err
 		}
-		r, ok := action.Float(x)
+		r, ok := value.Float(x)
 		if !ok || r < 0 || r > 1 {
-			return fmt.Errorf("%s: max_failure_ratio: expected a fraction from 0 to 1, got %s", mp.MaxFailureRatio.Pos, describe(x))
+			return fmt.Errorf("%s: max_failure_ratio: expected a fraction from 0 to 1, got %s", mp.MaxFailureRatio.Pos, value.Describe(x))
 		}
 		fo.maxRatio, fo.maxFailures = r, -1
 	}
@@ -159,12 +159,12 @@ func (fo *fanout) exceeded(failed int) bool {
 
 // worker is what one worker goroutine reuses from item to item.
 type worker struct {
-	m       *vm.VM
-	vars    map[string]any
-	scratch []byte         // journal records are encoded here
-	lane    *lane          // and appended here
-	env     map[string]any // chain.vars() of the worker's items
-	ch      chain          // the item's chain, reused
+	m    *vm.VM
+	vars map[string]any
+	rec  journal.Item   // an item's journal record is made here
+	lane *journal.Lane  // and appended here
+	env  map[string]any // chain.vars() of the worker's items
+	ch   chain          // the item's chain, reused
 }
 
 // work runs items until there are none left or the map stops.
@@ -172,8 +172,8 @@ func (fo *fanout) work(m *vm.VM) {
 	n := int64(fo.tasks.len())
 	w := &worker{m: m, env: make(map[string]any, 8), vars: map[string]any{"run": fo.c.r.runVar, "env": fo.c.r.envFn, "state": fo.snap, "input": fo.input}}
 	if j := fo.c.r.journal; j != nil {
-		w.lane = j.lane()
-		defer j.retire(w.lane)
+		w.lane = j.Lane()
+		defer w.lane.Retire()
 	}
 	for fo.ctx.Err() == nil {
 		i := fo.next.Add(1) - 1
@@ -193,22 +193,21 @@ func (fo *fanout) item(w *worker, i int) (res *itemResult) {
 		path = c.path + "/" + path
 	}
 	ch := &w.ch
-	*ch = chain{r: r, wf: c.wf, env: c.env, m: m, snap: fo.snap, path: path, keyPrefix: fo.key, keyIndex: i,
+	*ch = chain{r: r, wf: c.wf, dir: c.dir, m: m, snap: fo.snap, path: path, keyPrefix: fo.key, keyIndex: i,
 		owner: fo.stats, depth: c.depth + 1, scratchVars: w.env}
 	var start time.Time
-	if r.obs != nil {
+	if len(r.obs) > 0 {
 		start = r.now()
 	}
-	if r.replay.hasItems() {
-		if rec := r.replay.item(ch.chainKey()); rec != nil {
-			res = fo.replayed(rec)
-			if r.obs != nil {
-				r.emit(Event{Type: ItemFinished, Workflow: c.wf.Name, Node: fo.node.Name, Item: path, Replayed: true})
-			}
+	if r.replay != nil && r.replay.Items > 0 {
+		rec, err := r.replay.Item(ch.chainKey())
+		if rec != nil || err != nil {
+			res = fo.replayed(rec, err)
+			r.emit(Event{Type: ItemFinished, Workflow: c.wf.Name, Node: fo.node.Name, Item: path, Replayed: true})
 			return res
 		}
 	}
-	if r.obs != nil {
+	if len(r.obs) > 0 {
 		r.emit(Event{Type: ItemStarted, Workflow: c.wf.Name, Node: fo.node.Name, Item: path})
 		defer func() { fo.itemEvent(res, path, start) }()
 	}
@@ -247,22 +246,67 @@ func (fo *fanout) item(w *worker, i int) (res *itemResult) {
 		return &itemResult{err: asItemError(target, KindAction, err)}
 	}
 	if r.journal != nil {
-		w.scratch = itemRecord(w.scratch[:0], ch, res.updates, res.skipped, res.handled)
-		w.lane.append(w.scratch)
+		w.record(ch, res)
 	}
 	return res
 }
 
+// record journals a finished item.
+func (w *worker) record(ch *chain, res *itemResult) {
+	rec := &w.rec
+	rec.Key = ch.appendKey(rec.Key[:0])
+	rec.Fields, rec.Values = rec.Fields[:0], rec.Values[:0]
+	for _, u := range res.updates {
+		rec.Fields, rec.Values = append(rec.Fields, u.field.Name), append(rec.Values, u.value)
+	}
+	rec.Skipped, rec.Handled = res.skipped, nil
+	if len(res.handled) > 0 {
+		rec.Handled = res.handled
+	}
+	w.lane.AppendItem(rec)
+	clear(rec.Values) // keep no values alive past the item
+}
+
 // replayed is an item an earlier attempt of the run finished, from its record.
-func (fo *fanout) replayed(rec *record) *itemResult {
-	updates, err := updatesOf(fo.c.wf, rec)
+func (fo *fanout) replayed(rec *journal.Item, err error) *itemResult {
+	var updates []update
+	var handled []Failure
+	if err == nil {
+		updates, handled, err = replayedItem(fo.c.wf, rec)
+	}
 	if err != nil {
 		return &itemResult{err: &ItemError{Node: fo.node, Kind: KindState, Err: fmt.Errorf("replaying the journal: %w", err)}}
 	}
-	for _, f := range rec.Handled {
+	for _, f := range handled {
 		fo.c.r.fail(f)
 	}
-	return &itemResult{updates: updates, skipped: rec.Skipped, handled: rec.Handled}
+	return &itemResult{updates: updates, skipped: rec.Skipped, handled: handled}
+}
+
+// replayedItem turns an item's journal record into its updates, for the
+// workflow's fields, and the errors on_error handled in it.
+func replayedItem(wf *spec.Workflow, rec *journal.Item) ([]update, []Failure, error) {
+	out := make([]update, len(rec.Fields))
+	for i, name := range rec.Fields {
+		f := wf.Field(name)
+		if f == nil {
+			return nil, nil, fmt.Errorf("the journal updates state field %q, which the workflow no longer has", name)
+		}
+		v := rec.Values[i]
+		if t := f.UpdateType(); t != nil {
+			if msg := t.Check(v); msg != "" { // the field's type may have changed (--force)
+				return nil, nil, fmt.Errorf("the journal's update of state field %q no longer fits it: %s", name, msg)
+			}
+		}
+		out[i] = update{field: f, value: v}
+	}
+	var handled []Failure
+	if raw, ok := rec.Handled.(json.RawMessage); ok {
+		if err := json.Unmarshal(raw, &handled); err != nil {
+			return nil, nil, fmt.Errorf("item %s: handled errors: %w", rec.Key, err)
+		}
+	}
+	return out, handled, nil
 }
 
 func (fo *fanout) itemEvent(res *itemResult, path string, start time.Time) {

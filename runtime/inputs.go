@@ -1,10 +1,7 @@
 package runtime
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"sort"
 	"strings"
@@ -12,6 +9,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/flowrun/flowrun/spec"
+	"github.com/flowrun/flowrun/value"
 )
 
 // InputError is a problem with a run's inputs: a missing required field, an unknown
@@ -38,7 +36,7 @@ func CheckInputs(wf *spec.Workflow, inputs map[string]any) (map[string]any, erro
 			problems = append(problems, fmt.Sprintf("input %q: %s has no state field %q%s", name, wf.File, name, fieldHint(wf, name)))
 			continue
 		}
-		v, err := spec.Normalize(inputs[name])
+		v, err := value.Normalize(inputs[name])
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("input %q: %v", name, err))
 			continue
@@ -79,21 +77,21 @@ func fieldHint(wf *spec.Workflow, name string) string {
 // as JSON and a string otherwise, or name=@file, a JSON or YAML file. Relative files
 // resolve against dir.
 func ParseInput(arg, dir string) (string, any, error) {
-	name, value, ok := strings.Cut(arg, "=")
+	name, text, ok := strings.Cut(arg, "=")
 	if !ok || name == "" {
 		return "", nil, &InputError{Msg: fmt.Sprintf("input %q: expected name=value, name=@file.json or name=@file.yaml", arg)}
 	}
-	if file, isFile := strings.CutPrefix(value, "@"); isFile {
+	if file, isFile := strings.CutPrefix(text, "@"); isFile {
 		v, err := ReadInputFile(resolve(dir, file))
 		if err != nil {
 			return "", nil, &InputError{Msg: fmt.Sprintf("input %q: %v", name, err)}
 		}
 		return name, v, nil
 	}
-	if v, err := decodeJSON([]byte(value)); err == nil {
+	if v, err := value.Decode([]byte(text)); err == nil {
 		return name, v, nil
 	}
-	return name, value, nil
+	return name, text, nil
 }
 
 // ReadInputFile reads a JSON or YAML file into JSON types.
@@ -102,14 +100,14 @@ func ReadInputFile(path string) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %v", path, unwrapPath(err))
 	}
-	if v, err := decodeJSON(src); err == nil {
+	if v, err := value.Decode(src); err == nil {
 		return v, nil
 	}
 	var doc any
 	if err := yaml.Unmarshal(src, &doc); err != nil {
 		return nil, fmt.Errorf("%s is neither JSON nor YAML: %v", path, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
-	return spec.Normalize(doc)
+	return value.Normalize(doc)
 }
 
 // ReadInputsFile reads --input-file: a JSON or YAML object of inputs.
@@ -120,64 +118,9 @@ func ReadInputsFile(path string) (map[string]any, error) {
 	}
 	obj, ok := v.(map[string]any)
 	if !ok && v != nil {
-		return nil, &InputError{Msg: fmt.Sprintf("--input-file %s: expected an object of inputs (name: value), got %s", path, describe(v))}
+		return nil, &InputError{Msg: fmt.Sprintf("--input-file %s: expected an object of inputs (name: value), got %s", path, value.Describe(v))}
 	}
 	return obj, nil
-}
-
-// decodeJSON decodes one JSON value; integral numbers become int, others float64.
-// A number out of float64's range is an error.
-func decodeJSON(src []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(src))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("more than one JSON value")
-	}
-	return convertNumbers(v, false)
-}
-
-// convertNumbers replaces the json.Number values in v. Integral numbers become int
-// and others float64; exact keeps a number written with a point or an exponent a
-// float64 even when it is whole (the journal's "2.0").
-func convertNumbers(v any, exact bool) (any, error) {
-	switch x := v.(type) {
-	case json.Number:
-		if exact && strings.ContainsAny(string(x), ".eE") {
-			return x.Float64()
-		}
-		if i, err := x.Int64(); err == nil && (exact || i >= -(1<<53) && i <= 1<<53) {
-			return int(i), nil
-		}
-		f, err := x.Float64()
-		if err != nil {
-			return nil, fmt.Errorf("number %s is out of range", x)
-		}
-		if !exact && f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
-			return int(f), nil
-		}
-		return f, nil
-	case []any:
-		for i, e := range x {
-			n, err := convertNumbers(e, exact)
-			if err != nil {
-				return nil, err
-			}
-			x[i] = n
-		}
-	case map[string]any:
-		for k, e := range x {
-			n, err := convertNumbers(e, exact)
-			if err != nil {
-				return nil, err
-			}
-			x[k] = n
-		}
-	}
-	return v, nil
 }
 
 func resolve(dir, path string) string {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowrun/flowrun/journal"
 	"github.com/flowrun/flowrun/runtime"
 )
 
@@ -20,9 +21,9 @@ func BenchmarkJournalOverhead(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				opts := runtime.Options{}
-				var j *runtime.Journal
+				var j *journal.Journal
 				if mode == "journal" {
-					j, _ = runtime.OpenJournal(filepath.Join(b.TempDir(), "j.log"), 10*time.Millisecond)
+					j, _ = journal.Open(filepath.Join(b.TempDir(), "j.log"), 10*time.Millisecond)
 					opts.Journal = j
 				}
 				if _, err := runtime.Run(context.Background(), wf, map[string]any{"n": 100000}, opts); err != nil {

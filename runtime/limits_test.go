@@ -23,7 +23,7 @@ type tracker struct {
 
 func (tr *tracker) action() *action.Spec {
 	return testAction("test.track", []action.Param{{Name: "ms", Type: action.Integer, Default: 10}}, nil,
-		func(ctx context.Context, c *action.Call) (map[string]any, error) {
+		func(ctx context.Context, c *action.Call, _ *action.Env) (map[string]any, error) {
 			tr.calls.Add(1)
 			n := tr.now.Add(1)
 			defer tr.now.Add(-1)
@@ -32,7 +32,7 @@ func (tr *tracker) action() *action.Spec {
 			if g := int64(goruntime.NumGoroutine()); g > tr.goroutines.Load() {
 				tr.goroutines.Store(g)
 			}
-			ms, _ := action.Int(c.Params["ms"])
+			ms := c.Params.Int("ms")
 			select {
 			case <-time.After(time.Duration(ms) * time.Millisecond):
 				return map[string]any{}, nil

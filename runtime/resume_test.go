@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/journal"
 	"github.com/flowrun/flowrun/runtime"
 )
 
@@ -24,7 +25,7 @@ type calls struct {
 func (c *calls) action() *action.Spec {
 	return testAction("test.call", []action.Param{{Name: "id", Type: action.String, Required: true}},
 		[]action.Field{{Name: "id"}, {Name: "half"}},
-		func(ctx context.Context, call *action.Call) (map[string]any, error) {
+		func(ctx context.Context, call *action.Call, _ *action.Env) (map[string]any, error) {
 			id := call.Params["id"].(string)
 			c.mu.Lock()
 			c.ran = append(c.ran, id)
@@ -118,7 +119,7 @@ func TestResume(t *testing.T) {
 				c.failing[id] = true
 			}
 			path := filepath.Join(t.TempDir(), "journal.log")
-			j, err := runtime.OpenJournal(path, time.Millisecond)
+			j, err := journal.Open(path, time.Millisecond)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,11 +132,11 @@ func TestResume(t *testing.T) {
 			}
 
 			c.failing = map[string]bool{}
-			rp, err := runtime.ReadReplay(path)
+			rp, err := journal.Read(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			j, _ = runtime.OpenJournal(path, time.Millisecond)
+			j, _ = journal.Open(path, time.Millisecond)
 			res, err := runtime.Run(context.Background(), wf, nil, runtime.Options{RunID: "r", Journal: j, Replay: rp})
 			j.Close()
 			if err != nil {
@@ -168,13 +169,13 @@ nodes:
       update: {errors: "${{ [error.message] }}"}
 `)
 	path := filepath.Join(t.TempDir(), "journal.log")
-	j, _ := runtime.OpenJournal(path, time.Millisecond)
+	j, _ := journal.Open(path, time.Millisecond)
 	first, err := runtime.Run(context.Background(), wf, nil, runtime.Options{Journal: j})
 	j.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp, _ := runtime.ReadReplay(path)
+	rp, _ := journal.Read(path)
 	second, err := runtime.Run(context.Background(), wf, nil, runtime.Options{Replay: rp})
 	if err != nil {
 		t.Fatal(err)
@@ -203,10 +204,10 @@ nodes:
     update: {out: "${{ [input.v] }}"}
 `)
 	path := filepath.Join(t.TempDir(), "journal.log")
-	j, _ := runtime.OpenJournal(path, time.Millisecond)
+	j, _ := journal.Open(path, time.Millisecond)
 	want := runJSON(t, wf, nil, runtime.Options{Journal: j, MaxWorkers: 16})
 	j.Close()
-	rp, err := runtime.ReadReplay(path)
+	rp, err := journal.Read(path)
 	if err != nil || rp.Items != 420 {
 		t.Fatalf("%d items journalled (%v), want 400 + 20", rp.Items, err)
 	}

@@ -1,6 +1,13 @@
 // Package runtime runs compiled workflows: shared state merged through reducers,
 // fan-out under limits with a deterministic merge, retries and timeouts, failure
 // thresholds, cancellation and events.
+//
+// The runtime is the scheduler. It decides when each action call is made, bounds
+// it with a timeout, retries it and recovers its panics, and carries it out only
+// through an action.Executor (Options.Executor): in this process by default, on
+// other machines or against mocks otherwise. Its time is a Clock, its finished
+// work goes to a journal (package journal) when it has one, and what happens is
+// told to any number of Observers as Events.
 package runtime
 
 import (
@@ -9,52 +16,69 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/journal"
 	"github.com/flowrun/flowrun/spec"
+	"github.com/flowrun/flowrun/value"
 )
 
-// Options configure a run. The zero value runs with the workflow's limits, no exec,
-// files confined to the workflow's directory, and no events.
+// Options configure a run. The zero value runs with the workflow's limits, its
+// actions in this process with no exec and files confined to the workflow's
+// directory, on the wall clock, with no journal and no observers.
 type Options struct {
 	// RunID names the run; empty means a new id.
 	RunID string
 	// MaxWorkers caps actions in flight across the run, at every depth; 0 means the
 	// workflow's limits.concurrency, else 16.
 	MaxWorkers int
-	// AllowExec permits the exec action.
-	AllowExec bool
-	// AllowPaths are directories file actions may use besides the workflow's own.
-	AllowPaths []string
-	// Getenv reads environment variables for env() and actions; nil means the
+	// Executor carries out the run's action calls. Nil means the workflow's
+	// registry in this process (Registry.Local) granting no more than the
+	// defaults: no exec, files inside the workflow's directory, the process
+	// environment, this Logger and Clock.
+	Executor action.Executor
+	// Getenv reads environment variables for env() in expressions; nil means the
 	// process environment.
 	Getenv func(string) string
-	// Log receives actions' log messages; nil discards them.
-	Log func(level, msg string)
-	// Observer receives the run's events; nil means none.
-	Observer Observer
-	// HTTP is the client of network actions; nil means a default client.
-	HTTP *http.Client
+	// Logger receives the run's log records, each with the run's id and, where
+	// they concern one, the node and item: retries at debug level, failed items at
+	// warn. Nil discards them.
+	Logger *slog.Logger
+	// Observers receive the run's events (see Notable for observers that need
+	// not see every item).
+	Observers []Observer
+	// Clock is the run's time; nil means WallClock.
+	Clock Clock
 	// Journal, when set, records finished work as the run goes, so that an
-	// interrupted or failed run can resume (see Store).
-	Journal *Journal
+	// interrupted or failed run can resume (see package store).
+	Journal *journal.Journal
 	// Replay, when set, holds the work an earlier attempt of this run finished: it
 	// is taken from there instead of running again.
-	Replay *Replay
+	Replay *journal.Replay
 	// Stats, when set, receives the run's counters as it goes (a progress display
 	// reads them); otherwise the run makes its own. Result.Stats holds them.
 	Stats *Stats
 }
 
+// Run statuses: how a run ended (Result.Status, the run.finished event).
+const (
+	StatusSucceeded   = "succeeded"
+	StatusFailed      = "failed"
+	StatusInterrupted = "interrupted"
+)
+
 // Result is a finished run.
 type Result struct {
 	RunID string
+	// Status says how the run ended: succeeded, failed or interrupted.
+	Status string
 	// State is the final state.
 	State map[string]any
 	// Output holds the workflow's output fields, or the whole state when it names none.
@@ -100,19 +124,19 @@ func Run(ctx context.Context, wf *spec.Workflow, inputs map[string]any, opts Opt
 	}
 	res := &Result{RunID: r.id, Duration: r.now().Sub(start), Failures: r.failureList(),
 		Items: int(r.itemsDone.Load()), FailedItems: int(r.itemsFailed.Load()), Stats: r.stats}
-	status := "succeeded"
+	res.Status = StatusSucceeded
 	if err != nil {
-		status = "failed"
+		res.Status = StatusFailed
 		if ctx.Err() != nil {
-			status = "interrupted"
+			res.Status = StatusInterrupted
 			err = fmt.Errorf("run interrupted: %w", context.Cause(ctx))
 		}
-		r.emit(Event{Type: RunFinished, Workflow: wf.Name, Status: status, DurationMS: ms(res.Duration), Error: err.Error()})
+		r.emit(Event{Type: RunFinished, Workflow: wf.Name, Status: res.Status, DurationMS: ms(res.Duration), Error: err.Error()})
 		return res, &RunError{Err: err, Failures: res.Failures}
 	}
 	res.State = st
 	res.Output, res.Fields = outputOf(wf, st)
-	r.emit(Event{Type: RunFinished, Workflow: wf.Name, Status: status, DurationMS: ms(res.Duration)})
+	r.emit(Event{Type: RunFinished, Workflow: wf.Name, Status: res.Status, DurationMS: ms(res.Duration)})
 	return res, nil
 }
 
@@ -121,15 +145,21 @@ type run struct {
 	wf    *spec.Workflow
 	opts  Options
 	id    string
-	obs   Observer
+	exec  action.Executor
+	clock Clock
+	log   *slog.Logger // nil: no records
 	slots chan struct{} // run-wide action slots
-	envs  map[*spec.Workflow]*action.Env
+	// dirs holds each workflow's directory relative to the run's (action.Call.Dir).
+	dirs map[*spec.Workflow]string
+	// obs are the observers of every event; itemObs those of item.started and
+	// item.finished too.
+	obs, itemObs []Observer
 	// runVar is the `run` variable; envFn the `env` function.
 	runVar map[string]any
 	envFn  spec.EnvFunc
 
-	journal *Journal
-	replay  *Replay
+	journal *journal.Journal
+	replay  *journal.Replay
 	keyed   bool // units of work need keys: journaling or replaying
 	stats   *Stats
 
@@ -140,14 +170,27 @@ type run struct {
 }
 
 func newRun(wf *spec.Workflow, opts Options) *run {
-	r := &run{wf: wf, opts: opts, id: opts.RunID, obs: opts.Observer, envs: map[*spec.Workflow]*action.Env{},
-		journal: opts.Journal, replay: opts.Replay}
+	r := &run{wf: wf, opts: opts, id: opts.RunID, exec: opts.Executor, clock: opts.Clock, log: opts.Logger,
+		dirs: map[*spec.Workflow]string{}, journal: opts.Journal, replay: opts.Replay}
 	r.keyed = r.journal != nil || r.replay != nil
 	if r.stats = opts.Stats; r.stats == nil {
 		r.stats = &Stats{}
 	}
+	if r.clock == nil {
+		r.clock = WallClock
+	}
 	if r.id == "" {
-		r.id = NewRunID(time.Now())
+		r.id = NewRunID(r.clock.Now())
+	}
+	if r.log != nil {
+		r.log = r.log.With(slog.String("run", r.id))
+	}
+	for _, o := range opts.Observers {
+		if n, ok := o.(notable); ok {
+			r.obs = append(r.obs, n.o)
+			continue
+		}
+		r.obs, r.itemObs = append(r.obs, o), append(r.itemObs, o)
 	}
 	getenv := opts.Getenv
 	if getenv == nil {
@@ -162,19 +205,28 @@ func newRun(wf *spec.Workflow, opts Options) *run {
 		}
 		return ""
 	}
+	if r.exec == nil {
+		r.exec = wf.Registry.Local(action.Env{Dir: wf.Dir, Getenv: getenv, Logger: opts.Logger, Sleep: r.clock.Sleep})
+	}
 	r.runVar = map[string]any{"id": r.id, "name": wf.Name}
-	var addEnv func(w *spec.Workflow)
-	addEnv = func(w *spec.Workflow) {
-		if r.envs[w] != nil {
+	var addDir func(w *spec.Workflow)
+	addDir = func(w *spec.Workflow) {
+		if _, ok := r.dirs[w]; ok {
 			return
 		}
-		r.envs[w] = &action.Env{RunID: r.id, Dir: w.Dir, AllowPaths: opts.AllowPaths, AllowExec: opts.AllowExec,
-			Getenv: getenv, Log: opts.Log, HTTP: opts.HTTP, Sleep: sleep}
+		rel, err := filepath.Rel(wf.Dir, w.Dir)
+		if err != nil {
+			rel = w.Dir
+		}
+		if rel = filepath.ToSlash(rel); rel == "." {
+			rel = ""
+		}
+		r.dirs[w] = rel
 		for _, inc := range w.Includes {
-			addEnv(inc)
+			addDir(inc)
 		}
 	}
-	addEnv(wf)
+	addDir(wf)
 	return r
 }
 
@@ -201,7 +253,7 @@ func (r *run) count(v *spec.Value, vars map[string]any, min int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, ok := action.Int(x)
+	n, ok := value.Int(x)
 	if !ok {
 		if s, isStr := x.(string); isStr {
 			if _, err := fmt.Sscan(s, &n); err == nil {
@@ -210,29 +262,16 @@ func (r *run) count(v *spec.Value, vars map[string]any, min int) (int, error) {
 		}
 	}
 	if !ok || n < min {
-		return 0, fmt.Errorf("%s: expected an integer of at least %d, got %s", v.Pos, min, describe(x))
+		return 0, fmt.Errorf("%s: expected an integer of at least %d, got %s", v.Pos, min, value.Describe(x))
 	}
 	return n, nil
-}
-
-func describe(v any) string {
-	switch v.(type) {
-	case string:
-		return fmt.Sprintf("%q", v)
-	case nil:
-		return "null"
-	}
-	if _, ok := action.Float(v); ok {
-		return fmt.Sprint(v)
-	}
-	return action.Kind(v)
 }
 
 // workflow runs a workflow's top-level chain on a fresh state and returns the final
 // state. from is the chain of the workflow node that runs it as a sub-workflow (nil
 // for the run's own), key the journal key of its chain.
 func (r *run) workflow(ctx context.Context, wf *spec.Workflow, inputs map[string]any, from *chain, key string) (map[string]any, error) {
-	c := &chain{r: r, wf: wf, env: r.envs[wf], m: spec.NewVM(), st: newState(wf, inputs), key: key, keyMade: true}
+	c := &chain{r: r, wf: wf, dir: r.dirs[wf], m: spec.NewVM(), st: newState(wf, inputs), key: key, keyMade: true}
 	if from != nil {
 		c.path, c.owner, c.depth = from.path, from.owner, from.depth
 	}
@@ -257,7 +296,7 @@ func outputOf(wf *spec.Workflow, st map[string]any) (map[string]any, []string) {
 	return out, names
 }
 
-func (r *run) now() time.Time { return time.Now() }
+func (r *run) now() time.Time { return r.clock.Now() }
 
 func (r *run) fail(f Failure) {
 	r.mu.Lock()
@@ -280,21 +319,6 @@ func (r *run) failureList() []Failure {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]Failure(nil), r.failures...)
-}
-
-// sleep waits for d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
 }
 
 // NewRunID returns a new run id: the start time, sortable, and random letters.

@@ -1,14 +1,13 @@
 package runtime
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 
 	"github.com/expr-lang/expr/vm"
 
-	"github.com/flowrun/flowrun/action"
 	"github.com/flowrun/flowrun/spec"
+	"github.com/flowrun/flowrun/value"
 )
 
 // state is a workflow's shared state. Values handed to expressions (views) are never
@@ -125,18 +124,18 @@ func (s *state) add(f *spec.Field, cur, upd any) (any, error) {
 			return c + u, nil
 		}
 	default:
-		if _, ok := action.Float(upd); ok {
+		if _, ok := value.Float(upd); ok {
 			return arith(cur, upd, func(a, b int) int { return a + b }, func(a, b float64) float64 { return a + b })
 		}
 	}
-	return nil, fmt.Errorf("cannot add %s to %s", kind(upd), kind(cur))
+	return nil, fmt.Errorf("cannot add %s to %s", value.Kind(upd), value.Kind(cur))
 }
 
 // appendList appends elements to a list field, in place when the list is owned.
 func (s *state) appendList(f *spec.Field, cur any, elems []any) (any, error) {
 	list, ok := cur.([]any)
 	if !ok && cur != nil {
-		return nil, fmt.Errorf("cannot append to %s", kind(cur))
+		return nil, fmt.Errorf("cannot append to %s", value.Kind(cur))
 	}
 	if !s.owned[f.Index] {
 		fresh := make([]any, len(list), 2*len(list)+len(elems)+8)
@@ -151,11 +150,11 @@ func (s *state) appendList(f *spec.Field, cur any, elems []any) (any, error) {
 func (s *state) merge(f *spec.Field, cur, upd any) (any, error) {
 	u, ok := upd.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("cannot merge %s into an object", kind(upd))
+		return nil, fmt.Errorf("cannot merge %s into an object", value.Kind(upd))
 	}
 	obj, ok := cur.(map[string]any)
 	if !ok && cur != nil {
-		return nil, fmt.Errorf("cannot merge into %s", kind(cur))
+		return nil, fmt.Errorf("cannot merge into %s", value.Kind(cur))
 	}
 	if !s.owned[f.Index] {
 		fresh := make(map[string]any, len(obj)+len(u))
@@ -175,18 +174,18 @@ func (s *state) merge(f *spec.Field, cur, upd any) (any, error) {
 func (s *state) union(f *spec.Field, cur, upd any) (any, error) {
 	u, ok := upd.([]any)
 	if !ok {
-		return nil, fmt.Errorf("cannot union %s into a list", kind(upd))
+		return nil, fmt.Errorf("cannot union %s into a list", value.Kind(upd))
 	}
 	list, ok := cur.([]any)
 	if !ok && cur != nil {
-		return nil, fmt.Errorf("cannot union into %s", kind(cur))
+		return nil, fmt.Errorf("cannot union into %s", value.Kind(cur))
 	}
 	seen := s.sets[f.Index]
 	if !s.owned[f.Index] || seen == nil {
 		fresh := make([]any, 0, 2*len(list)+len(u)+8)
 		seen = make(map[any]struct{}, len(list)+len(u))
 		for _, e := range list {
-			k := setKey(e)
+			k := value.Key(e)
 			if _, dup := seen[k]; !dup {
 				seen[k] = struct{}{}
 				fresh = append(fresh, e)
@@ -197,29 +196,13 @@ func (s *state) union(f *spec.Field, cur, upd any) (any, error) {
 		s.sets[f.Index] = seen
 	}
 	for _, e := range u {
-		k := setKey(e)
+		k := value.Key(e)
 		if _, dup := seen[k]; !dup {
 			seen[k] = struct{}{}
 			list = append(list, e)
 		}
 	}
 	return list, nil
-}
-
-// setKey makes a comparable key of a JSON value: scalars as they are (numbers by
-// value), lists and objects as canonical JSON.
-func setKey(v any) any {
-	switch x := v.(type) {
-	case nil, bool, string, int:
-		return v
-	case float64:
-		if x == math.Trunc(x) && math.Abs(x) <= 1<<53 {
-			return int(x)
-		}
-		return x
-	}
-	b, _ := json.Marshal(v) // maps marshal with sorted keys
-	return "\x00" + string(b)
 }
 
 // arith combines two numbers; integers stay integers.
@@ -232,12 +215,11 @@ func arith(cur, upd any, ints func(a, b int) int, floats func(a, b float64) floa
 	if cok && uok {
 		return ints(ci, ui), nil
 	}
-	cf, cok := action.Float(cur)
-	uf, uok := action.Float(upd)
+	cf, cok := value.Float(cur)
+	uf, uok := value.Float(upd)
 	if !cok || !uok {
-		return nil, fmt.Errorf("cannot combine %s with %s", kind(cur), kind(upd))
+		return nil, fmt.Errorf("cannot combine %s with %s", value.Kind(cur), value.Kind(upd))
 	}
 	return floats(cf, uf), nil
 }
 
-func kind(v any) string { return action.Kind(v) }

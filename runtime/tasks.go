@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/flowrun/flowrun/spec"
+	"github.com/flowrun/flowrun/value"
 )
 
 // tasks are a map's units of work over its list: one per element, one per batch, or
@@ -52,7 +53,7 @@ func (c *chain) planTasks(mp *spec.Map, vars map[string]any) (tasks, error) {
 		if x == nil {
 			items = nil // a null list fans out to nothing
 		} else {
-			return tasks{}, fmt.Errorf("%s: over gave %s, expected a list", mp.Over.Pos, describe(x))
+			return tasks{}, fmt.Errorf("%s: over gave %s, expected a list", mp.Over.Pos, value.Describe(x))
 		}
 	}
 	t := tasks{items: items, n: len(items)}

@@ -12,6 +12,8 @@ import (
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
+
+	"github.com/flowrun/flowrun/value"
 )
 
 // Expr is a compiled expr-lang expression.
@@ -42,7 +44,7 @@ func (e *Expr) Eval(m *vm.VM, vars map[string]any) (any, error) {
 	}
 	out, err := m.Run(e.prog, vars)
 	if err == nil {
-		out, err = Normalize(out)
+		out, err = value.Normalize(out)
 	}
 	if err != nil {
 		return nil, &EvalError{Expr: e, Err: err}

@@ -76,7 +76,7 @@ func (l *loader) parse(name string, src []byte) (wf *Workflow) {
 	abs, _ := filepath.Abs(name)
 	p := &parser{loader: l, name: name}
 	wf = &Workflow{
-		File: name, Dir: filepath.Dir(abs), Source: src,
+		File: name, Dir: filepath.Dir(abs), Source: src, Registry: l.reg,
 		fields: map[string]*Field{}, nodes: map[string]*Node{},
 	}
 	p.wf = wf

@@ -2,9 +2,9 @@ package spec
 
 import (
 	"fmt"
-	"reflect"
 
 	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/value"
 )
 
 // Type is the type of a state field or of part of one, a subset of JSON Schema:
@@ -74,10 +74,10 @@ func (t *Type) Check(v any) string {
 		return ""
 	}
 	if t.Name != "any" && !action.Type(t.Name).Matches(v) {
-		return fmt.Sprintf("expected %s, got %s", t.Noun(), describe(v))
+		return fmt.Sprintf("expected %s, got %s", t.Noun(), value.Describe(v))
 	}
 	if len(t.Enum) > 0 && !inEnum(t.Enum, v) {
-		return fmt.Sprintf("expected one of %s, got %s", enumText(t.Enum), describe(v))
+		return fmt.Sprintf("expected one of %s, got %s", enumText(t.Enum), value.Describe(v))
 	}
 	switch v := v.(type) {
 	case []any:
@@ -102,21 +102,11 @@ func (t *Type) Check(v any) string {
 
 func inEnum(enum []any, v any) bool {
 	for _, e := range enum {
-		if equalJSON(e, v) {
+		if value.Equal(e, v) {
 			return true
 		}
 	}
 	return false
-}
-
-// equalJSON compares JSON values, numbers by value (1 == 1.0).
-func equalJSON(a, b any) bool {
-	fa, okA := action.Float(a)
-	fb, okB := action.Float(b)
-	if okA || okB {
-		return okA && okB && fa == fb
-	}
-	return reflect.DeepEqual(a, b)
 }
 
 func enumText(enum []any) string {
@@ -125,32 +115,9 @@ func enumText(enum []any) string {
 		if i > 0 {
 			s += ", "
 		}
-		s += describe(e)
+		s += value.Describe(e)
 	}
 	return s
-}
-
-// describe shows a value briefly in a message.
-func describe(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return "null"
-	case string:
-		if len(v) > 40 {
-			v = v[:37] + "..."
-		}
-		return fmt.Sprintf("%q", v)
-	case bool:
-		return fmt.Sprint(v)
-	case []any:
-		return fmt.Sprintf("a list of %d", len(v))
-	case map[string]any:
-		return "an object"
-	}
-	if _, ok := action.Float(v); ok {
-		return fmt.Sprint(v)
-	}
-	return fmt.Sprintf("a %T", v)
 }
 
 // JSONSchema returns the type as a JSON Schema fragment.

@@ -1,19 +1,13 @@
 package spec
 
 import (
-	"encoding/json"
-	"fmt"
-	"math"
-	"reflect"
-	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
 
-	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/value"
 )
 
 // Value is a value written in a workflow file, at any depth of with, update and set:
@@ -83,7 +77,7 @@ func (v *Value) Eval(m *vm.VM, vars map[string]any) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			b.WriteString(Text(x))
+			b.WriteString(value.Text(x))
 		}
 		return b.String(), nil
 	case objectValue:
@@ -107,24 +101,6 @@ func (v *Value) Eval(m *vm.VM, vars map[string]any) (any, error) {
 		}
 		return list, nil
 	}
-}
-
-// Text renders a value inside an interpolated string: strings as they are, null as
-// nothing, everything else as JSON.
-func Text(v any) string {
-	switch v := v.(type) {
-	case string:
-		return v
-	case nil:
-		return ""
-	case int:
-		return strconv.Itoa(v)
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
 }
 
 // template converts a YAML value holding templates into a Value. A node reached
@@ -274,128 +250,3 @@ func (p *parser) interpolation(n *yaml.Node, sc *scope) *Value {
 
 // runes converts byte offset i of s into a rune offset.
 func runes(s string, i int) int { return utf8.RuneCountInString(s[:i]) }
-
-// integral returns f as an int when it is a whole number that an int holds exactly.
-func integral(f float64) (int, bool) {
-	if f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
-		return int(f), true
-	}
-	return 0, false
-}
-
-// Normalize converts a value built by an expression to JSON types: string-keyed
-// objects, []any lists, int or float64 numbers, strings, booleans and null. It
-// allocates only where a conversion is needed.
-func Normalize(v any) (any, error) {
-	switch x := v.(type) {
-	case nil, bool, string, int:
-		return v, nil
-	case float64:
-		if math.IsInf(x, 0) || math.IsNaN(x) {
-			return nil, fmt.Errorf("%v is not a JSON number (a division by zero?)", x)
-		}
-		if i, ok := integral(x); ok {
-			return i, nil // whole numbers are integers, so % works on them
-		}
-		return v, nil
-	case []any:
-		var out []any
-		for i, e := range x {
-			n, err := Normalize(e)
-			if err != nil {
-				return nil, err
-			}
-			if out == nil && !same(n, e) {
-				out = make([]any, len(x))
-				copy(out, x[:i])
-			}
-			if out != nil {
-				out[i] = n
-			}
-		}
-		if out == nil {
-			return x, nil
-		}
-		return out, nil
-	case map[string]any:
-		var out map[string]any
-		for k, e := range x {
-			n, err := Normalize(e)
-			if err != nil {
-				return nil, err
-			}
-			if out == nil && !same(n, e) {
-				out = make(map[string]any, len(x))
-				for k2, e2 := range x {
-					out[k2] = e2
-				}
-			}
-			if out != nil {
-				out[k] = n
-			}
-		}
-		if out == nil {
-			return x, nil
-		}
-		return out, nil
-	case time.Time:
-		return x.Format(time.RFC3339Nano), nil
-	case time.Duration:
-		return x.String(), nil
-	case float32:
-		return float64(x), nil
-	}
-	if f, ok := action.Float(v); ok {
-		if math.IsInf(f, 0) || math.IsNaN(f) {
-			return nil, fmt.Errorf("%v is not a JSON number", f)
-		}
-		if i, ok := integral(f); ok {
-			return i, nil
-		}
-		return f, nil
-	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Slice, reflect.Array:
-		out := make([]any, rv.Len())
-		for i := range out {
-			n, err := Normalize(rv.Index(i).Interface())
-			if err != nil {
-				return nil, err
-			}
-			out[i] = n
-		}
-		return out, nil
-	case reflect.Map:
-		out := make(map[string]any, rv.Len())
-		it := rv.MapRange()
-		for it.Next() {
-			n, err := Normalize(it.Value().Interface())
-			if err != nil {
-				return nil, err
-			}
-			out[fmt.Sprint(it.Key().Interface())] = n
-		}
-		return out, nil
-	case reflect.Pointer:
-		if rv.IsNil() {
-			return nil, nil
-		}
-		return Normalize(rv.Elem().Interface())
-	}
-	return nil, fmt.Errorf("expression returned a %T, which is not a JSON value", v)
-}
-
-// same reports whether normalising kept the value as it was; only scalars and
-// containers that were already JSON types are kept as they are.
-func same(n, e any) bool {
-	if _, isFloat := e.(float64); isFloat {
-		_, isInt := n.(int)
-		return !isInt // a whole float became an int
-	}
-	switch n.(type) {
-	case []any, map[string]any:
-		return reflect.ValueOf(n).Pointer() == reflect.ValueOf(e).Pointer() && reflect.TypeOf(n) == reflect.TypeOf(e)
-	}
-	return reflect.TypeOf(n) == reflect.TypeOf(e) && n == e
-}

@@ -37,6 +37,9 @@ type Workflow struct {
 	// Includes are the sub-workflows used by this file's nodes, each once, in the
 	// order they are first referenced.
 	Includes []*Workflow
+	// Registry holds the actions the workflow was loaded with: its nodes' actions
+	// are declared there.
+	Registry *action.Registry
 
 	fields map[string]*Field
 	nodes  map[string]*Node

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/flowrun/flowrun/value"
 )
 
 // Limits that keep a hostile or broken file from costing more than a clear error.
@@ -326,7 +328,7 @@ func (p *parser) scalar(n *yaml.Node) (any, bool) {
 		return b, err == nil
 	case "!!int":
 		var i int64
-		if err := n.Decode(&i); err == nil && i >= -(1<<53) && i <= 1<<53 {
+		if err := n.Decode(&i); err == nil && i >= -value.MaxInt && i <= value.MaxInt {
 			return int(i), true
 		}
 		p.errorf(n, "the number %s is too large; integers must lie within ±2^53", n.Value)
@@ -337,7 +339,7 @@ func (p *parser) scalar(n *yaml.Node) (any, bool) {
 			p.errorf(n, "%s is not a JSON number; quote it if it is a string", n.Value)
 			return nil, false
 		}
-		if i, ok := integral(f); ok {
+		if i, ok := value.Integral(f); ok {
 			return i, true // integral numbers are integers, so % works on them
 		}
 		return f, true

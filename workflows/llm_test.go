@@ -71,7 +71,7 @@ func checkLLMSummarize(t *testing.T) {
 	srv := httptest.NewServer(stub)
 	defer srv.Close()
 	var ev events
-	res := run(t, "llm-summarize.yaml", nil, runtime.Options{Observer: &ev}, llmEnv(srv.URL))
+	res := run(t, "llm-summarize.yaml", nil, runtime.Options{Observers: []runtime.Observer{&ev}}, llmEnv(srv.URL))
 
 	out := string(outputJSON(t, res))
 	summaries := field(t, res, "summaries").([]any)
@@ -119,7 +119,7 @@ func TestLLMKeyNeverLeaksOnFailure(t *testing.T) {
 	}
 	env := llmEnv(srv.URL)
 	var ev events
-	_, err = runtime.Run(context.Background(), wf, nil, runtime.Options{Observer: &ev, Getenv: func(k string) string { return env[k] }})
+	_, err = runtime.Run(context.Background(), wf, nil, runtime.Options{Observers: []runtime.Observer{&ev}, Getenv: func(k string) string { return env[k] }})
 	var re *runtime.RunError
 	if !errors.As(err, &re) {
 		t.Fatalf("got %v, want the run to fail", err)

@@ -240,7 +240,7 @@ var examples = map[string]func(t *testing.T){
 
 	"send-with-index.yaml": func(t *testing.T) {
 		ev := &events{}
-		res := run(t, "send-with-index.yaml", nil, runtime.Options{Observer: ev}, nil)
+		res := run(t, "send-with-index.yaml", nil, runtime.Options{Observers: []runtime.Observer{ev}}, nil)
 		wantOutput(t, res, `{
 			"ordered": ["0: Lisbon", "1: Reykjavík", "2: Nairobi", "3: Kyoto", "4: Montevideo", "5: Tallinn", "6: Auckland", "7: Quebec"],
 			"by_index": {
@@ -264,7 +264,7 @@ var examples = map[string]func(t *testing.T){
 
 	"hierarchical.yaml": func(t *testing.T) {
 		ev := &events{}
-		res := run(t, "hierarchical.yaml", nil, runtime.Options{Observer: ev}, nil)
+		res := run(t, "hierarchical.yaml", nil, runtime.Options{Observers: []runtime.Observer{ev}}, nil)
 		// Chapter order, then section order within a chapter.
 		wantOutput(t, res, `{
 			"sections": [
@@ -324,7 +324,7 @@ var examples = map[string]func(t *testing.T){
 
 	"retry-errors.yaml": func(t *testing.T) {
 		ev := &events{}
-		res := run(t, "retry-errors.yaml", nil, runtime.Options{Observer: ev}, nil)
+		res := run(t, "retry-errors.yaml", nil, runtime.Options{Observers: []runtime.Observer{ev}}, nil)
 		wantOutput(t, res, `{
 			"results": [
 				{"job": 0, "via": "fallback"},
@@ -382,7 +382,7 @@ var examples = map[string]func(t *testing.T){
 		for _, workers := range []string{"", "3"} {
 			t.Run("MAX_WORKERS="+workers, func(t *testing.T) {
 				ev := &events{}
-				res := run(t, "adaptive-parallelism.yaml", nil, runtime.Options{Observer: ev},
+				res := run(t, "adaptive-parallelism.yaml", nil, runtime.Options{Observers: []runtime.Observer{ev}},
 					map[string]string{"MAX_WORKERS": workers})
 				n := 4 // the default in the file
 				if workers != "" {

@@ -6,17 +6,41 @@ import (
 	"testing"
 )
 
-// TestImportDirection keeps the package graph as STYLE.md draws it:
-// cmd -> runtime, spec, builtins, action; runtime -> spec, action; spec -> action;
-// builtins -> action; action -> the standard library only. No utility packages.
+// importEdges is the package graph of DESIGN.md §1: each package and the packages
+// of this module it may import directly. What they import in turn it may use too.
+// action imports value (both stay leaves, standard library only besides): a
+// parameter check needs the integer rule, and one rule has one home.
+var importEdges = map[string][]string{
+	"value":       {},
+	"action":      {"value"},
+	"spec":        {"action", "value"},
+	"builtins":    {"action", "value"},
+	"journal":     {"value"},
+	"runtime":     {"spec", "journal", "action", "value"},
+	"store":       {"runtime", "journal", "spec", "action", "value"},
+	"cmd/flowrun": {"store", "runtime", "journal", "spec", "builtins", "action", "value"},
+}
+
+// leaves may use no module outside the standard library (and this module's leaves).
+var leaves = map[string]bool{"value": true, "action": true}
+
+// TestImportDirection keeps the package graph as DESIGN.md §1 draws it, with no
+// utility packages.
 func TestImportDirection(t *testing.T) {
 	const mod = "github.com/flowrun/flowrun/"
-	allowed := map[string][]string{
-		"action":      {},
-		"builtins":    {"action"},
-		"spec":        {"action"},
-		"runtime":     {"spec", "action"},
-		"cmd/flowrun": {"runtime", "spec", "builtins", "action"},
+	allowed := map[string]map[string]bool{}
+	var reach func(from string, into map[string]bool)
+	reach = func(from string, into map[string]bool) {
+		for _, to := range importEdges[from] {
+			if !into[to] {
+				into[to] = true
+				reach(to, into)
+			}
+		}
+	}
+	for pkg := range importEdges {
+		allowed[pkg] = map[string]bool{}
+		reach(pkg, allowed[pkg])
 	}
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}", "../../...").Output()
 	if err != nil {
@@ -32,7 +56,7 @@ func TestImportDirection(t *testing.T) {
 		allow, known := allowed[name]
 		if !known {
 			if name != "workflows" { // a test-only package
-				t.Errorf("package %s is not in the allowed graph; add it to STYLE.md and this test", pkg)
+				t.Errorf("package %s is not in the allowed graph; add it to DESIGN.md §1 and this test", pkg)
 			}
 			continue
 		}
@@ -45,17 +69,13 @@ func TestImportDirection(t *testing.T) {
 				continue
 			}
 			if !strings.HasPrefix(dep, mod) {
-				if name == "action" {
-					t.Errorf("action imports %s: it may use the standard library only", dep)
+				if leaves[name] {
+					t.Errorf("%s imports %s: it may use the standard library only", name, dep)
 				}
 				continue
 			}
-			ok := false
-			for _, a := range allow {
-				ok = ok || strings.TrimPrefix(dep, mod) == a
-			}
-			if !ok {
-				t.Errorf("%s imports %s, against the allowed direction", name, strings.TrimPrefix(dep, mod))
+			if d := strings.TrimPrefix(dep, mod); !allow[d] {
+				t.Errorf("%s imports %s, against the allowed direction", name, d)
 			}
 		}
 	}

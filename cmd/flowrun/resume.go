@@ -2,17 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/flowrun/flowrun/runtime"
 	"github.com/flowrun/flowrun/spec"
+	"github.com/flowrun/flowrun/store"
 )
 
 func (e *env) resumeCommand() *cli.Command {
@@ -36,102 +34,51 @@ func (e *env) resume(c *cli.Context, id string) error {
 	if err := checkRunFlags(c); err != nil {
 		return err
 	}
-	store := storeOf(c)
-	if store == nil {
+	st := storeOf(c)
+	if st == nil {
 		return usageError("resume needs a run store: --store none keeps nothing to resume")
 	}
-	meta, err := store.Meta(id)
+	meta, err := st.Meta(id)
 	if err != nil {
 		return exitWith(exitInvalid, err)
 	}
-	switch meta.Status {
-	case runtime.StatusRunning:
-		return exitWith(exitInvalid, fmt.Errorf("run %s is still running (pid %d)", id, meta.PID))
-	case runtime.StatusSucceeded:
-		rp, err := runtime.ReadReplay(filepath.Join(store.Dir, "runs", id, "journal.log"))
+	if meta.Status == store.StatusSucceeded {
+		out, fields, err := st.Result(id)
 		if err != nil {
 			return exitWith(exitFailed, err)
-		}
-		out, fields, ok := rp.Finished()
-		if !ok {
-			return exitWith(exitFailed, fmt.Errorf("run %s finished, but its journal has no result", id))
 		}
 		fmt.Fprintf(e.stderr, "flowrun: run %s finished already (%s); its result:\n", id, meta.Finished.Local().Format(time.DateTime))
 		return writeOutput(e.stdout, c.String("output"), out, fields)
 	}
-	file := displayPath(meta.Path)
-	wf, err := e.load(file)
+	fl, err := flagsOf(c)
 	if err != nil {
 		return err
 	}
-	if wf.Hash != meta.Hash {
-		change := describeChange(store, meta, wf)
-		if !c.Bool("force") {
-			return exitWith(exitInvalid, fmt.Errorf("%s changed since run %s started: %s\n"+
-				"resume with --force to continue with the new file (finished items keep their results), or start a new run", file, id, change))
-		}
-		fmt.Fprintf(e.stderr, "flowrun: %s changed since run %s started (%s); continuing with the new file (--force)\n", file, id, change)
-	}
-	inputs, err := runtime.CheckInputs(wf, meta.Inputs)
-	if err != nil {
-		return exitWith(exitInvalid, fmt.Errorf("the inputs of run %s do not fit the workflow now: %w", id, err))
-	}
-	opts, err := e.options(c)
-	if err != nil {
-		return err
-	}
-	// The flags of the run hold unless resume gives its own.
-	opts.RunID = id
-	if !c.IsSet("max-workers") {
-		opts.MaxWorkers = meta.MaxWorkers
-	}
-	opts.AllowExec = opts.AllowExec || meta.AllowExec
-	opts.AllowPaths = append(append([]string(nil), meta.AllowPaths...), opts.AllowPaths...)
-	sr, err := store.Resume(id)
-	if err != nil {
+	ss, err := st.Reopen(id, e.reg, c.Bool("force"))
+	var changed *store.ChangedError
+	var invalid spec.Errors
+	switch {
+	case errors.As(err, &changed):
+		return exitWith(exitInvalid, fmt.Errorf("%w\n"+
+			"resume with --force to continue with the new file (finished items keep their results), or start a new run", err))
+	case errors.As(err, &invalid):
+		return e.invalid(err)
+	case err != nil:
 		return exitWith(exitInvalid, err)
 	}
-	sr.Meta.Hash, sr.Meta.MaxWorkers, sr.Meta.AllowExec, sr.Meta.AllowPaths = wf.Hash, opts.MaxWorkers, opts.AllowExec, opts.AllowPaths
-	opts.Journal, opts.Replay = sr.Journal, sr.Replay
-	fmt.Fprintf(e.stderr, "flowrun: resuming run %s: %d items finished before\n", id, sr.Replay.Items)
-	return e.execute(c, wf, inputs, opts, sr)
-}
-
-// displayPath shows an absolute path relative to the current directory when it lies
-// below it.
-func displayPath(abs string) string {
-	if wd, err := os.Getwd(); err == nil {
-		if rel, err := filepath.Rel(wd, abs); err == nil && !strings.HasPrefix(rel, "..") {
-			return rel
-		}
+	e.warn(ss.Workflow)
+	if ss.Changed != "" {
+		fmt.Fprintf(e.stderr, "flowrun: %s changed since run %s started (%s); continuing with the new file (--force)\n", meta.Workflow, id, ss.Changed)
 	}
-	return abs
-}
-
-// describeChange says where the workflow file first differs from the copy the run
-// started with, or which sub-workflow changed.
-func describeChange(store *runtime.Store, meta runtime.Meta, wf *spec.Workflow) string {
-	old, err := os.ReadFile(store.WorkflowCopy(meta))
-	if err != nil {
-		return "its content differs"
+	// The flags of the run hold unless resume gives its own.
+	if !c.IsSet("max-workers") {
+		fl.maxWorkers = meta.MaxWorkers
 	}
-	if string(old) == string(wf.Source) {
-		return "a sub-workflow it uses changed"
-	}
-	a, b := strings.Split(string(old), "\n"), strings.Split(string(wf.Source), "\n")
-	for i := 0; i < len(a) || i < len(b); i++ {
-		var x, y string
-		if i < len(a) {
-			x = a[i]
-		}
-		if i < len(b) {
-			y = b[i]
-		}
-		if x != y {
-			return fmt.Sprintf("line %d was %q, is %q", i+1, strings.TrimSpace(x), strings.TrimSpace(y))
-		}
-	}
-	return "its content differs"
+	fl.allowExec = fl.allowExec || meta.AllowExec
+	fl.allowPaths = append(append([]string(nil), meta.AllowPaths...), fl.allowPaths...)
+	ss.Meta.MaxWorkers, ss.Meta.AllowExec, ss.Meta.AllowPaths = fl.maxWorkers, fl.allowExec, fl.allowPaths
+	fmt.Fprintf(e.stderr, "flowrun: resuming run %s: %d items finished before\n", id, ss.Replayed)
+	return e.execute(c, ss.Workflow, ss.Inputs, fl, ss)
 }
 
 func (e *env) runsCommand() *cli.Command {
@@ -143,24 +90,24 @@ func (e *env) runsCommand() *cli.Command {
 			storeFlag,
 		},
 		Action: func(c *cli.Context) error {
-			store := storeOf(c)
-			if store == nil {
+			st := storeOf(c)
+			if st == nil {
 				return usageError("runs: --store none has no runs")
 			}
-			runs, err := store.List()
+			runs, err := st.List()
 			if err != nil {
 				return exitWith(exitFailed, err)
 			}
 			if c.Bool("json") {
 				if runs == nil {
-					runs = []runtime.Meta{}
+					runs = []store.Meta{}
 				}
 				enc := json.NewEncoder(e.stdout)
 				enc.SetIndent("", "  ")
 				return enc.Encode(runs)
 			}
 			if len(runs) == 0 {
-				fmt.Fprintf(e.stderr, "no runs in %s\n", store.Dir)
+				fmt.Fprintf(e.stderr, "no runs in %s\n", st.Dir)
 				return nil
 			}
 			now := time.Now()

@@ -1,12 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,8 +14,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/flowrun/flowrun/action"
 	"github.com/flowrun/flowrun/runtime"
 	"github.com/flowrun/flowrun/spec"
+	"github.com/flowrun/flowrun/store"
 )
 
 // storeFlag, runFlags: shared by run and resume.
@@ -69,24 +70,20 @@ func (e *env) run(c *cli.Context) error {
 	if err != nil {
 		return exitWith(exitInvalid, err)
 	}
-	opts, err := e.options(c)
+	fl, err := flagsOf(c)
 	if err != nil {
 		return err
 	}
-	if opts.RunID == "" {
-		opts.RunID = runtime.NewRunID(time.Now())
+	st := storeOf(c)
+	if st == nil {
+		return e.execute(c, wf, inputs, fl, nil)
 	}
-	var sr *runtime.StoredRun
-	if store := storeOf(c); store != nil {
-		abs, _ := filepath.Abs(file)
-		sr, err = store.Create(runtime.Meta{ID: opts.RunID, Workflow: file, Path: abs, Name: wf.Name, Hash: wf.Hash,
-			Inputs: inputs, MaxWorkers: opts.MaxWorkers, AllowExec: opts.AllowExec, AllowPaths: opts.AllowPaths}, wf)
-		if err != nil {
-			return exitWith(exitInvalid, err)
-		}
-		opts.Journal = sr.Journal
+	ss, err := st.Create(wf, inputs, store.Meta{ID: c.String("run-id"), Workflow: file,
+		MaxWorkers: fl.maxWorkers, AllowExec: fl.allowExec, AllowPaths: fl.allowPaths})
+	if err != nil {
+		return exitWith(exitInvalid, err)
 	}
-	return e.execute(c, wf, inputs, opts, sr)
+	return e.execute(c, wf, inputs, fl, ss)
 }
 
 func checkRunFlags(c *cli.Context) error {
@@ -100,73 +97,97 @@ func checkRunFlags(c *cli.Context) error {
 }
 
 // storeOf is the run store the flags name, or nil for --store none.
-func storeOf(c *cli.Context) *runtime.Store {
+func storeOf(c *cli.Context) *store.Store {
 	dir := c.String("store")
 	if dir == "none" || dir == "" {
 		return nil
 	}
-	return &runtime.Store{Dir: dir}
+	return &store.Store{Dir: dir}
 }
 
-// execute runs a loaded workflow, records how it ended in the store, and prints
-// its output or its failure.
-func (e *env) execute(c *cli.Context, wf *spec.Workflow, inputs map[string]any, opts runtime.Options, sr *runtime.StoredRun) error {
+// runFlagValues are what run and resume take from their flags.
+type runFlagValues struct {
+	maxWorkers int
+	allowExec  bool
+	allowPaths []string // absolute
+}
+
+func flagsOf(c *cli.Context) (runFlagValues, error) {
+	fl := runFlagValues{maxWorkers: c.Int("max-workers"), allowExec: c.Bool("allow-exec")}
+	for _, dir := range c.StringSlice("allow-path") {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return fl, usageError("--allow-path %s: %v", dir, err)
+		}
+		fl.allowPaths = append(fl.allowPaths, abs)
+	}
+	return fl, nil
+}
+
+// execute runs a loaded workflow, in a stored session when ss is not nil, and
+// prints its output or its failure.
+func (e *env) execute(c *cli.Context, wf *spec.Workflow, inputs map[string]any, fl runFlagValues, ss *store.Session) error {
+	abort := func(err error) error {
+		if ss != nil {
+			ss.Close(nil, err)
+		}
+		return err
+	}
+	opts := runtime.Options{RunID: c.String("run-id"), MaxWorkers: fl.maxWorkers, Stats: &runtime.Stats{}}
+	if ss != nil {
+		opts.RunID = ss.Meta.ID
+	} else if opts.RunID == "" {
+		opts.RunID = runtime.NewRunID(time.Now())
+	}
 	closeEvents := func() error { return nil }
 	if path := c.String("events"); path != "" {
-		w, closer, err := e.eventWriter(path)
+		w, closer, err := e.eventFile(path)
 		if err != nil {
-			if sr != nil {
-				sr.Finish(nil, err, runtime.StatusFailed)
-			}
-			return usageError("--events: %v", err)
+			return abort(usageError("--events: %v", err))
 		}
-		ew := newEventWriter(w)
-		opts.Observer = ew
-		closeEvents = func() error {
-			err := ew.close()
-			if cerr := closer(); err == nil {
-				err = cerr
-			}
-			return err
-		}
+		ew := runtime.NewEventWriter(w)
+		opts.Observers = append(opts.Observers, ew)
+		closeEvents = func() error { return errors.Join(ew.Close(), closer()) }
 	}
 	show, err := progressMode(c.String("progress"), e.stderr)
 	if err != nil {
 		closeEvents()
-		if sr != nil {
-			sr.Finish(nil, err, runtime.StatusFailed)
-		}
-		return err
+		return abort(err)
 	}
-	opts.Stats = &runtime.Stats{}
+	var logTo io.Writer = e.stderr
 	var pr *progress
 	if show {
 		pr = startProgress(e.stderr, opts.Stats, wf.Name)
-		opts.Log = func(level, msg string) { fmt.Fprintf(pr, "[%s] %s\n", level, msg) }
+		logTo = pr
 	}
-	res, runErr := runtime.Run(c.Context, wf, inputs, opts)
+	opts.Executor = e.reg.Local(action.Env{Dir: wf.Dir, AllowExec: fl.allowExec, AllowPaths: fl.allowPaths,
+		Logger: slog.New(&lineHandler{w: logTo})})
+	var res *runtime.Result
+	var runErr error
+	if ss != nil {
+		res, runErr = ss.Run(c.Context, opts)
+	} else {
+		res, runErr = runtime.Run(c.Context, wf, inputs, opts)
+	}
 	if pr != nil {
 		pr.finish()
 	}
 	if err := closeEvents(); err != nil {
 		fmt.Fprintf(e.stderr, "flowrun: --events: %v\n", err)
 	}
-	status := runtime.StatusSucceeded
-	switch {
-	case runErr != nil && c.Context.Err() != nil:
-		status = runtime.StatusInterrupted
-	case runErr != nil:
-		status = runtime.StatusFailed
+	status := runtime.StatusFailed
+	if res != nil {
+		status = res.Status
 	}
-	if sr != nil {
-		if err := sr.Finish(res, runErr, status); err != nil {
-			fmt.Fprintf(e.stderr, "flowrun: run store: %v\n", err)
-		}
+	if runErr != nil && status == runtime.StatusSucceeded {
+		// The run succeeded, but the store could not record it.
+		fmt.Fprintf(e.stderr, "flowrun: run store: %v\n", runErr)
+		runErr = nil
 	}
 	if runErr != nil {
 		err := e.runFailed(c.Context, runErr)
 		writeSummary(e.stderr, opts.RunID, status, res)
-		if sr != nil {
+		if ss != nil {
 			fmt.Fprintf(e.stderr, "flowrun: finished items are saved; continue with: %s\n", resumeCommand(c, opts.RunID))
 		}
 		return err
@@ -190,13 +211,22 @@ func resumeCommand(c *cli.Context, id string) string {
 func (e *env) load(file string) (*spec.Workflow, error) {
 	wf, err := spec.Load(file, e.reg)
 	if err != nil {
-		fmt.Fprintln(e.stderr, err)
-		return nil, exitWith(exitInvalid, nil)
+		return nil, e.invalid(err)
 	}
+	e.warn(wf)
+	return wf, nil
+}
+
+// invalid prints the problems of a workflow that did not load.
+func (e *env) invalid(err error) error {
+	fmt.Fprintln(e.stderr, err)
+	return exitWith(exitInvalid, nil)
+}
+
+func (e *env) warn(wf *spec.Workflow) {
 	for _, w := range wf.Warnings {
 		fmt.Fprintln(e.stderr, w)
 	}
-	return wf, nil
 }
 
 // runFailed reports a failed or interrupted run and picks the exit code.
@@ -243,27 +273,7 @@ func readInputs(c *cli.Context) (map[string]any, error) {
 	return inputs, nil
 }
 
-// options builds the run's options from the flags.
-func (e *env) options(c *cli.Context) (runtime.Options, error) {
-	opts := runtime.Options{
-		RunID:      c.String("run-id"),
-		MaxWorkers: c.Int("max-workers"),
-		AllowExec:  c.Bool("allow-exec"),
-		Log: func(level, msg string) {
-			fmt.Fprintf(e.stderr, "[%s] %s\n", level, msg)
-		},
-	}
-	for _, dir := range c.StringSlice("allow-path") {
-		abs, err := filepath.Abs(dir)
-		if err != nil {
-			return opts, usageError("--allow-path %s: %v", dir, err)
-		}
-		opts.AllowPaths = append(opts.AllowPaths, abs)
-	}
-	return opts, nil
-}
-
-func (e *env) eventWriter(path string) (io.Writer, func() error, error) {
+func (e *env) eventFile(path string) (io.Writer, func() error, error) {
 	if path == "-" {
 		return e.stderr, func() error { return nil }, nil
 	}
@@ -274,58 +284,20 @@ func (e *env) eventWriter(path string) (io.Writer, func() error, error) {
 	return f, f.Close, nil
 }
 
-// eventWriter writes events as JSON lines, buffered, and flushed at least every
-// flushEvery so that a program tailing the file sees the run as it goes.
-type eventWriter struct {
-	mu   sync.Mutex
-	w    *bufio.Writer
-	err  error
-	stop chan struct{}
-	done chan struct{}
+// lineHandler prints log records as "[level] message" lines: what actions log.
+type lineHandler struct {
+	mu sync.Mutex
+	w  io.Writer
 }
 
-const flushEvery = 200 * time.Millisecond
+func (h *lineHandler) Enabled(context.Context, slog.Level) bool { return true }
 
-func newEventWriter(w io.Writer) *eventWriter {
-	ew := &eventWriter{w: bufio.NewWriter(w), stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(ew.done)
-		t := time.NewTicker(flushEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				ew.mu.Lock()
-				if ew.err == nil && ew.w.Buffered() > 0 {
-					ew.err = ew.w.Flush()
-				}
-				ew.mu.Unlock()
-			case <-ew.stop:
-				return
-			}
-		}
-	}()
-	return ew
+func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, err := fmt.Fprintf(h.w, "[%s] %s\n", strings.ToLower(r.Level.String()), r.Message)
+	return err
 }
 
-func (ew *eventWriter) Observe(ev *runtime.Event) {
-	b, err := json.Marshal(ev)
-	ew.mu.Lock()
-	defer ew.mu.Unlock()
-	if err == nil && ew.err == nil {
-		b = append(b, '\n')
-		_, ew.err = ew.w.Write(b)
-	}
-}
-
-// close stops the flusher and flushes what is left.
-func (ew *eventWriter) close() error {
-	close(ew.stop)
-	<-ew.done
-	ew.mu.Lock()
-	defer ew.mu.Unlock()
-	if ew.err != nil {
-		return ew.err
-	}
-	return ew.w.Flush()
-}
+func (h *lineHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *lineHandler) WithGroup(string) slog.Handler      { return h }

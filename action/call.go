@@ -1,0 +1,113 @@
+package action
+
+import (
+	"time"
+
+	"github.com/flowrun/flowrun/value"
+)
+
+// Call is one attempt of an action: what to do, as plain data that could be sent to
+// another machine (it marshals to JSON). What the action may do there — run
+// programs, use files, read the environment — is the executor's policy, not part
+// of the call.
+type Call struct {
+	// Action is the action's name and Version its declaration's version.
+	Action  string `json:"action"`
+	Version string `json:"version,omitempty"`
+	// Params are the parameters, bound to the declaration.
+	Params Params `json:"params"`
+	// RunID is the run making the call.
+	RunID string `json:"run_id"`
+	// Dir is the directory of the workflow file the node belongs to, relative to
+	// the directory of the run's workflow, slash-separated: "" for the run's own
+	// file, "lib" for a sub-workflow in lib/. Relative paths resolve against it.
+	Dir string `json:"dir,omitempty"`
+	// Node is the name of the workflow node making the call.
+	Node string `json:"node"`
+	// Item is the item's index path inside maps ("3", "3/0"), "" at top level.
+	Item string `json:"item,omitempty"`
+	// Attempt counts from 1.
+	Attempt int `json:"attempt"`
+	// Key identifies the call's unit of work: the same for every attempt of it and
+	// after the run is resumed, and different for every other call of any run. It
+	// serves as an idempotency key.
+	Key string `json:"key"`
+}
+
+// Params are the parameters of a call, bound to the action's declaration by
+// Spec.Bind: they hold every declared parameter that was given or has a default,
+// each of its declared type. The typed accessors read them; a parameter that is
+// absent reads as its type's zero value (use Has to tell).
+type Params map[string]any
+
+// Has reports whether the parameter was given or has a default.
+func (p Params) Has(name string) bool {
+	v, ok := p[name]
+	return ok && v != nil
+}
+
+// String returns a string parameter.
+func (p Params) String(name string) string {
+	s, _ := p[name].(string)
+	return s
+}
+
+// Int returns an integer parameter.
+func (p Params) Int(name string) int {
+	n, _ := value.Int(p[name])
+	return n
+}
+
+// Float returns a number parameter.
+func (p Params) Float(name string) float64 {
+	f, _ := value.Float(p[name])
+	return f
+}
+
+// Bool returns a boolean parameter.
+func (p Params) Bool(name string) bool {
+	b, _ := p[name].(bool)
+	return b
+}
+
+// Duration returns a duration parameter (checked when it was bound).
+func (p Params) Duration(name string) time.Duration {
+	d, _ := time.ParseDuration(p.String(name))
+	return d
+}
+
+// List returns a list parameter.
+func (p Params) List(name string) []any {
+	l, _ := p[name].([]any)
+	return l
+}
+
+// Object returns an object parameter.
+func (p Params) Object(name string) map[string]any {
+	m, _ := p[name].(map[string]any)
+	return m
+}
+
+// Strings returns a list-of-strings parameter.
+func (p Params) Strings(name string) []string {
+	l := p.List(name)
+	out := make([]string, len(l))
+	for i, e := range l {
+		out[i], _ = e.(string)
+	}
+	return out
+}
+
+// Secrets returns the values of the call's secret parameters (Param.Secret) that
+// are non-empty strings: what must never appear in errors, outputs or logs.
+func (s *Spec) Secrets(p Params) []string {
+	var out []string
+	for i := range s.Params {
+		if s.Params[i].Secret {
+			if v := p.String(s.Params[i].Name); v != "" {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,292 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/journal"
+	"github.com/flowrun/flowrun/runtime"
+	"github.com/flowrun/flowrun/spec"
+)
+
+// journalInterval is how often the journal is written and fsynced.
+const journalInterval = 10 * time.Millisecond
+
+// Session is one attempt of a stored run, made by Create or Reopen: it holds the
+// run's lock until Run (or Close) records how it ended.
+type Session struct {
+	// Meta is the run's metadata, as it will be written.
+	Meta Meta
+	// Workflow is the workflow the run runs, and Inputs its checked inputs.
+	Workflow *spec.Workflow
+	Inputs   map[string]any
+	// Changed says where the workflow changed since the run started, when Reopen
+	// was told to continue anyway; "" otherwise.
+	Changed string
+	// Replayed counts the items earlier attempts finished.
+	Replayed int
+
+	dir     string
+	lock    *os.File
+	journal *journal.Journal
+	replay  *journal.Replay // nil for a new run
+}
+
+// Create starts a stored run of wf with inputs (checked already): its folder, a
+// copy of the workflow, its metadata. meta gives the run's id (a new one when
+// empty), how the workflow was named, and the flags to record; the rest is filled
+// in.
+func (s *Store) Create(wf *spec.Workflow, inputs map[string]any, meta Meta) (*Session, error) {
+	if meta.ID == "" {
+		meta.ID = runtime.NewRunID(time.Now())
+	}
+	if err := checkID(meta.ID); err != nil {
+		return nil, err
+	}
+	if meta.Workflow == "" {
+		meta.Workflow = wf.File
+	}
+	meta.Path = filepath.Join(wf.Dir, filepath.Base(wf.File))
+	meta.Name, meta.Hash, meta.Inputs = wf.Name, wf.Hash, inputs
+	dir := s.runDir(meta.ID)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, fmt.Errorf("run store: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("run %s exists already in %s: resume it with flowrun resume %s, or choose another --run-id", meta.ID, s.Dir, meta.ID)
+		}
+		return nil, fmt.Errorf("run store: %w", err)
+	}
+	if err := copyWorkflow(filepath.Join(dir, "workflow"), wf); err != nil {
+		return nil, fmt.Errorf("run store: copying the workflow: %w", err)
+	}
+	meta.Status, meta.Started, meta.PID = StatusRunning, time.Now().UTC(), os.Getpid()
+	ss := &Session{Meta: meta, Workflow: wf, Inputs: inputs, dir: dir}
+	if err := ss.open(); err != nil {
+		return nil, err
+	}
+	return ss, nil
+}
+
+// ChangedError is a workflow file that changed since its run started.
+type ChangedError struct {
+	ID, File string
+	// Change says where the file first differs.
+	Change string
+}
+
+func (e *ChangedError) Error() string {
+	return fmt.Sprintf("%s changed since run %s started: %s", e.File, e.ID, e.Change)
+}
+
+// Reopen continues a stored run that is not running and did not succeed: it loads
+// the workflow with reg, checks that the file has not changed (unless force),
+// checks the stored inputs against it, takes the run's lock and reads its journal.
+// A changed file is a *ChangedError; a workflow that no longer loads, the
+// spec.Errors of spec.Load.
+func (s *Store) Reopen(id string, reg *action.Registry, force bool) (*Session, error) {
+	meta, err := s.Meta(id)
+	if err != nil {
+		return nil, err
+	}
+	switch meta.Status {
+	case StatusRunning:
+		return nil, fmt.Errorf("run %s is still running (pid %d)", id, meta.PID)
+	case StatusSucceeded:
+		return nil, fmt.Errorf("run %s succeeded already: nothing to resume", id)
+	}
+	file := displayPath(meta.Path)
+	wf, err := spec.Load(file, reg)
+	if err != nil {
+		return nil, err
+	}
+	ss := &Session{Meta: meta, Workflow: wf, dir: s.runDir(id)}
+	if wf.Hash != meta.Hash {
+		ss.Changed = describeChange(s, meta, wf)
+		if !force {
+			return nil, &ChangedError{ID: id, File: file, Change: ss.Changed}
+		}
+	}
+	if ss.Inputs, err = runtime.CheckInputs(wf, meta.Inputs); err != nil {
+		return nil, fmt.Errorf("the inputs of run %s do not fit the workflow now: %w", id, err)
+	}
+	if ss.replay, err = journal.Read(filepath.Join(ss.dir, "journal.log")); err != nil {
+		return nil, fmt.Errorf("run %s: reading the journal: %w", id, err)
+	}
+	ss.Replayed = ss.replay.Items
+	m := &ss.Meta
+	m.Resumes++
+	m.Hash, m.Status, m.Finished, m.Error, m.PID = wf.Hash, StatusRunning, nil, "", os.Getpid()
+	if err := ss.open(); err != nil {
+		return nil, err
+	}
+	return ss, nil
+}
+
+// open takes the run's lock, writes its metadata and opens its journal.
+func (ss *Session) open() error {
+	lock, err := lockFile(filepath.Join(ss.dir, "lock"))
+	if err != nil {
+		return fmt.Errorf("run %s is running in another process (pid %d): %w", ss.Meta.ID, ss.Meta.PID, err)
+	}
+	ss.lock = lock
+	if err := ss.writeMeta(); err != nil {
+		unlockFile(lock)
+		return err
+	}
+	if ss.journal, err = journal.Open(filepath.Join(ss.dir, "journal.log"), journalInterval); err != nil {
+		unlockFile(lock)
+		return err
+	}
+	return nil
+}
+
+// Run runs the session's workflow with opts, journalling its work and keeping its
+// notable events in events.jsonl, and records how it ended. opts' RunID, Journal
+// and Replay are the session's. The error is the run's (a *runtime.RunError when
+// it failed); a failure to record the end is returned too (errors.Join).
+func (ss *Session) Run(ctx context.Context, opts runtime.Options) (*runtime.Result, error) {
+	opts.RunID, opts.Journal, opts.Replay = ss.Meta.ID, ss.journal, ss.replay
+	events, err := os.OpenFile(filepath.Join(ss.dir, "events.jsonl"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, errors.Join(err, ss.Close(nil, err))
+	}
+	ew := runtime.NewEventWriter(events)
+	opts.Observers = append(append([]runtime.Observer(nil), opts.Observers...), runtime.Notable(ew))
+	res, runErr := runtime.Run(ctx, ss.Workflow, ss.Inputs, opts)
+	eerr := ew.Close()
+	if cerr := events.Close(); eerr == nil {
+		eerr = cerr
+	}
+	if eerr != nil {
+		eerr = fmt.Errorf("run %s: events: %w", ss.Meta.ID, eerr)
+	}
+	return res, errors.Join(runErr, ss.Close(res, runErr), eerr)
+}
+
+// Close records how the run ended, with its output when it succeeded, and
+// releases it. res is nil when the run did not start; Run calls Close itself.
+func (ss *Session) Close(res *runtime.Result, runErr error) error {
+	status := StatusFailed
+	if res != nil {
+		status = res.Status
+		if status == StatusSucceeded {
+			ss.journal.AppendEnd(res.Output, res.Fields)
+		}
+	}
+	jerr := ss.journal.Close()
+	now := time.Now().UTC()
+	m := &ss.Meta
+	m.Status, m.Finished, m.PID = status, &now, 0
+	m.Items = ss.Replayed + ss.journal.Items()
+	if res != nil {
+		m.Failed = res.FailedItems
+	}
+	if runErr != nil {
+		m.Error = runErr.Error()
+	}
+	err := ss.writeMeta()
+	unlockFile(ss.lock)
+	if jerr != nil {
+		return fmt.Errorf("run %s: journal: %w", m.ID, jerr)
+	}
+	return err
+}
+
+// Resume continues a stored run (see Reopen) and runs it to its end (see
+// Session.Run): what a Go program calls to resume a run.
+func (s *Store) Resume(ctx context.Context, id string, reg *action.Registry, opts runtime.Options) (*runtime.Result, error) {
+	ss, err := s.Reopen(id, reg, false)
+	if err != nil {
+		return nil, err
+	}
+	return ss.Run(ctx, opts)
+}
+
+func (ss *Session) writeMeta() error {
+	b, err := json.MarshalIndent(ss.Meta, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(ss.dir, "meta.json.tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("run store: %w", err)
+	}
+	return os.Rename(tmp, filepath.Join(ss.dir, "meta.json"))
+}
+
+// copyWorkflow copies a workflow file and its sub-workflows into dir, keeping
+// their paths relative to the main file's directory.
+func copyWorkflow(dir string, wf *spec.Workflow) error {
+	seen := map[*spec.Workflow]bool{}
+	var copyOne func(w *spec.Workflow) error
+	copyOne = func(w *spec.Workflow) error {
+		if seen[w] {
+			return nil
+		}
+		seen[w] = true
+		rel, err := filepath.Rel(wf.Dir, filepath.Join(w.Dir, filepath.Base(w.File)))
+		if err != nil || strings.HasPrefix(rel, "..") {
+			rel = filepath.Join("_outside", strings.ReplaceAll(filepath.Clean(filepath.Join(w.Dir, filepath.Base(w.File))), string(filepath.Separator), "_"))
+		}
+		path := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, w.Source, 0o644); err != nil {
+			return err
+		}
+		for _, inc := range w.Includes {
+			if err := copyOne(inc); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return copyOne(wf)
+}
+
+// displayPath shows an absolute path relative to the current directory when it lies
+// below it.
+func displayPath(abs string) string {
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, abs); err == nil && !strings.HasPrefix(rel, "..") {
+			return rel
+		}
+	}
+	return abs
+}
+
+// describeChange says where the workflow file first differs from the copy the run
+// started with, or which sub-workflow changed.
+func describeChange(s *Store, meta Meta, wf *spec.Workflow) string {
+	old, err := os.ReadFile(s.WorkflowCopy(meta))
+	if err != nil {
+		return "its content differs"
+	}
+	if string(old) == string(wf.Source) {
+		return "a sub-workflow it uses changed"
+	}
+	a, b := strings.Split(string(old), "\n"), strings.Split(string(wf.Source), "\n")
+	for i := 0; i < len(a) || i < len(b); i++ {
+		var x, y string
+		if i < len(a) {
+			x = a[i]
+		}
+		if i < len(b) {
+			y = b[i]
+		}
+		if x != y {
+			return fmt.Sprintf("line %d was %q, is %q", i+1, strings.TrimSpace(x), strings.TrimSpace(y))
+		}
+	}
+	return "its content differs"
+}

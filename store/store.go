@@ -1,0 +1,167 @@
+// Package store keeps runs on disk, so that they can be listed, inspected and
+// resumed: one folder per run under Dir/runs/<id>:
+//
+//	meta.json     what was run, with which inputs and flags, and how it ended
+//	workflow/     a copy of the workflow file and its sub-workflows
+//	journal.log   the finished work, appended as the run goes (package journal)
+//	events.jsonl  the run's notable events (runtime.Notable), one JSON object a line
+//	lock          held by the process running it
+//
+// A Session is one attempt of a stored run: Create starts a run, Reopen continues
+// one, and Session.Run runs it with a journal and records how it ended. Resume
+// does all of that in one call.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/flowrun/flowrun/journal"
+	"github.com/flowrun/flowrun/runtime"
+	"github.com/flowrun/flowrun/value"
+)
+
+// Store keeps runs in the folder Dir.
+type Store struct {
+	Dir string
+}
+
+// Run statuses, as Meta.Status has them: a runtime status, running, or stopped.
+const (
+	StatusRunning     = "running"
+	StatusSucceeded   = runtime.StatusSucceeded
+	StatusFailed      = runtime.StatusFailed
+	StatusInterrupted = runtime.StatusInterrupted
+	StatusStopped     = "stopped" // marked running, but no process holds it: killed
+)
+
+// Meta describes a stored run.
+type Meta struct {
+	ID string `json:"id"`
+	// Workflow is the workflow file as it was named; Path is its absolute path.
+	Workflow string `json:"workflow"`
+	Path     string `json:"path"`
+	Name     string `json:"name"`
+	Hash     string `json:"hash"`
+	// Inputs are the run's inputs; the flags below change what it may do.
+	Inputs     map[string]any `json:"inputs"`
+	MaxWorkers int            `json:"max_workers,omitempty"`
+	AllowExec  bool           `json:"allow_exec,omitempty"`
+	AllowPaths []string       `json:"allow_paths,omitempty"`
+
+	Status   string     `json:"status"`
+	Started  time.Time  `json:"started"`
+	Finished *time.Time `json:"finished,omitempty"`
+	// Items counts the finished items, over every attempt; Failed the items that
+	// failed in the last attempt.
+	Items   int    `json:"items"`
+	Failed  int    `json:"failed"`
+	Resumes int    `json:"resumes,omitempty"`
+	Error   string `json:"error,omitempty"`
+	PID     int    `json:"pid,omitempty"`
+}
+
+// Duration is how long the run took, or has been taking.
+func (m *Meta) Duration(now time.Time) time.Duration {
+	if m.Finished != nil {
+		return m.Finished.Sub(m.Started)
+	}
+	return now.Sub(m.Started)
+}
+
+func (s *Store) runDir(id string) string { return filepath.Join(s.Dir, "runs", id) }
+
+// Meta reads a run's metadata. A run marked running that no process holds was
+// killed: its status reads stopped.
+func (s *Store) Meta(id string) (Meta, error) {
+	if err := checkID(id); err != nil {
+		return Meta{}, err
+	}
+	dir := s.runDir(id)
+	b, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return Meta{}, fmt.Errorf("no run %s in %s (flowrun runs lists them)", id, s.Dir)
+		}
+		return Meta{}, err
+	}
+	var m Meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return Meta{}, fmt.Errorf("run %s: meta.json: %w", id, err)
+	}
+	if in, err := value.Normalize(m.Inputs); err == nil { // decoded by encoding/json: whole numbers as float64
+		m.Inputs, _ = in.(map[string]any)
+	}
+	if m.Status == StatusRunning && !lockHeld(filepath.Join(dir, "lock")) {
+		m.Status = StatusStopped
+	}
+	return m, nil
+}
+
+// List returns every run's metadata, newest first.
+func (s *Store) List() ([]Meta, error) {
+	entries, err := os.ReadDir(filepath.Join(s.Dir, "runs"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []Meta
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		m, err := s.Meta(e.Name())
+		if err != nil {
+			continue // a folder being created, or not a run
+		}
+		if m.Status == StatusRunning || m.Status == StatusStopped {
+			if rp, err := journal.Read(filepath.Join(s.runDir(m.ID), "journal.log")); err == nil {
+				m.Items = rp.Items
+			}
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Started.Equal(out[j].Started) {
+			return out[i].Started.After(out[j].Started)
+		}
+		return out[i].ID > out[j].ID
+	})
+	return out, nil
+}
+
+// Result returns the output of a run that succeeded, and the order of its fields.
+func (s *Store) Result(id string) (map[string]any, []string, error) {
+	if err := checkID(id); err != nil {
+		return nil, nil, err
+	}
+	rp, err := journal.Read(filepath.Join(s.runDir(id), "journal.log"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("run %s: reading the journal: %w", id, err)
+	}
+	out, fields, ok := rp.Result()
+	if !ok {
+		return nil, nil, fmt.Errorf("run %s has no result in its journal", id)
+	}
+	return out, fields, nil
+}
+
+// WorkflowCopy returns the path of the stored copy of the run's workflow file.
+func (s *Store) WorkflowCopy(m Meta) string {
+	return filepath.Join(s.runDir(m.ID), "workflow", filepath.Base(m.Path))
+}
+
+func checkID(id string) error {
+	if id == "" || strings.ContainsAny(id, `/\`) || id == "." || id == ".." || strings.HasPrefix(id, ".") {
+		return fmt.Errorf("bad run id %q: use letters, digits, - and _", id)
+	}
+	return nil
+}
