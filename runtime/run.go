@@ -147,7 +147,7 @@ type run struct {
 	id    string
 	exec  action.Executor
 	clock Clock
-	log   *slog.Logger // nil: no records
+	log   *slog.Logger  // nil: no records
 	slots chan struct{} // run-wide action slots
 	// dirs holds each workflow's directory relative to the run's (action.Call.Dir).
 	dirs map[*spec.Workflow]string

@@ -222,4 +222,3 @@ func arith(cur, upd any, ints func(a, b int) int, floats func(a, b float64) floa
 	}
 	return floats(cf, uf), nil
 }
-
