@@ -48,7 +48,7 @@ type Env struct {
 	// HTTP is the client of network actions; nil means a default client.
 	HTTP *http.Client
 	// Sleep waits for d or until ctx is done, returning ctx's cause then; nil means
-	// a timer. A virtual clock replaces it.
+	// a timer (the function Sleep). A virtual clock replaces it.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
 
@@ -74,7 +74,7 @@ func (r *Registry) Local(env Env) Executor {
 		env.HTTP = &http.Client{}
 	}
 	if env.Sleep == nil {
-		env.Sleep = sleep
+		env.Sleep = Sleep
 	}
 	return &local{reg: r, env: env}
 }
@@ -104,10 +104,13 @@ func (l *local) envFor(dir string) *Env {
 	return got.(*Env)
 }
 
-// sleep waits for d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits for d on a timer, or until ctx is done and then returns ctx's cause.
+func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
-		return context.Cause(ctx)
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return nil
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()

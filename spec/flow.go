@@ -20,28 +20,35 @@ func (p *parser) workflowNode(node *Node, m *mapping, what string) {
 	}
 	node.WorkflowRef = ref
 	node.Workflow = p.include(wn, ref)
-	wv := m.get(p, "with")
-	if wv == nil {
+	p.with(node, m, what, "inputs", "workflow", func(at *yaml.Node, wm *mapping) {
 		if sub := node.Workflow; sub != nil {
-			p.checkInputs(sub, m.key("workflow"), nil)
+			p.checkInputs(sub, at, wm)
 		}
+	})
+}
+
+// with compiles a node's with: an object written out, or one expression giving
+// it. check checks the entries written out against what the node takes (wm is nil
+// when with is absent); its errors point at at: with, else the node's kind key.
+func (p *parser) with(node *Node, m *mapping, what, entries, kindKey string, check func(at *yaml.Node, wm *mapping)) {
+	wn := m.get(p, "with")
+	if wn == nil {
+		check(m.key(kindKey), nil)
 		return
 	}
-	if wv.Kind != yaml.MappingNode {
-		node.With = p.template(wv, &scope{state: true})
+	if wn.Kind != yaml.MappingNode {
+		node.With = p.template(wn, &scope{state: true})
 		if node.With != nil && node.With.kind != exprValue {
-			p.errorf(wv, "%s.with: expected a mapping of inputs, got %s", what, kindOf(wv))
+			p.errorf(wn, "%s.with: expected a mapping of %s, got %s", what, entries, kindOf(wn))
 		}
 		return
 	}
-	wm := p.mapping(wv, nil, what+".with")
+	wm := p.mapping(wn, nil, what+".with")
 	if wm == nil {
 		return
 	}
 	node.With = p.object(wm, &scope{state: true})
-	if sub := node.Workflow; sub != nil {
-		p.checkInputs(sub, m.key("with"), wm)
-	}
+	check(m.key("with"), wm)
 	node.With.fold()
 }
 
@@ -422,134 +429,4 @@ func (p *parser) sets(n *yaml.Node, what string, sc *scope) []Assign {
 		}
 	}
 	return out
-}
-
-// reachability warns about nodes no edge leads to from the start node.
-func (p *parser) reachability() {
-	wf := p.wf
-	if wf.Start == nil {
-		return
-	}
-	seen := map[*Node]bool{}
-	var visit func(n *Node)
-	visitNext := func(nx *Next) {
-		if nx != nil {
-			for _, c := range nx.Cases {
-				visit(c.To)
-			}
-		}
-	}
-	visit = func(n *Node) {
-		if n == nil || seen[n] {
-			return
-		}
-		seen[n] = true
-		visitNext(n.Next)
-		if n.OnError != nil {
-			visitNext(n.OnError.Next)
-		}
-		if n.Map != nil {
-			for _, c := range n.Map.Route {
-				visit(c.To)
-			}
-		}
-		for _, b := range n.Parallel {
-			visit(b)
-		}
-	}
-	visit(wf.Start)
-	p.perItemReplace()
-	for _, n := range wf.Nodes {
-		if !seen[n] {
-			p.errs = append(p.errs, &Error{Pos: n.Pos, Severity: SevWarning,
-				Msg: fmt.Sprintf("node %q is never reached from the start node %q: remove it, or add an edge to it", n.Name, wf.Start.Name)})
-		}
-	}
-}
-
-// perItemReplace warns when a replace field (no reducer) is updated by a node that
-// runs once per item of a map, or by two branches of a parallel: their updates merge
-// in order and only the last is kept, which is rarely what was meant (LangGraph
-// refuses such concurrent writes).
-func (p *parser) perItemReplace() {
-	warn := func(n *Node, a Assign, why string) {
-		p.errs = append(p.errs, &Error{Pos: a.Pos, Severity: SevWarning, Msg: fmt.Sprintf(
-			"state field %q has no reducer, and %s: only the last update is kept; "+
-				"give the field a reducer (add, append, sum, merge, ...)", a.Name, why)})
-	}
-	for _, n := range p.wf.Nodes {
-		if n.Map != nil {
-			var starts []*Node
-			for _, c := range n.Map.Route {
-				starts = append(starts, c.To)
-			}
-			for _, w := range chainNodes(starts...) {
-				for _, a := range replaceUpdates(w) {
-					warn(w, a, fmt.Sprintf("nodes.%s runs once per item of nodes.%s", w.Name, n.Name))
-				}
-			}
-		}
-		writers := map[string]int{} // field → the branches that update it
-		for _, b := range n.Parallel {
-			seen := map[string]bool{}
-			for _, w := range chainNodes(b) {
-				for _, a := range replaceUpdates(w) {
-					if !seen[a.Name] {
-						seen[a.Name] = true
-						if writers[a.Name]++; writers[a.Name] == 2 {
-							warn(w, a, fmt.Sprintf("two branches of nodes.%s update it", n.Name))
-						}
-					}
-				}
-			}
-		}
-	}
-}
-
-// chainNodes are the nodes a chain from the given starts may run, along next and
-// on_error.next.
-func chainNodes(starts ...*Node) []*Node {
-	seen := map[*Node]bool{}
-	var out []*Node
-	var walk func(n *Node)
-	walk = func(n *Node) {
-		if n == nil || seen[n] {
-			return
-		}
-		seen[n] = true
-		out = append(out, n)
-		for _, nx := range []*Next{n.Next, onErrorNext(n)} {
-			if nx != nil {
-				for _, c := range nx.Cases {
-					walk(c.To)
-				}
-			}
-		}
-	}
-	for _, s := range starts {
-		walk(s)
-	}
-	return out
-}
-
-// replaceUpdates are a node's updates of fields without a reducer.
-func replaceUpdates(n *Node) []Assign {
-	var out []Assign
-	assigns := n.Update
-	if n.OnError != nil {
-		assigns = append(append([]Assign(nil), assigns...), n.OnError.Update...)
-	}
-	for _, a := range assigns {
-		if a.Field != nil && a.Field.Reducer.Kind == Replace {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-func onErrorNext(n *Node) *Next {
-	if n.OnError == nil {
-		return nil
-	}
-	return n.OnError.Next
 }

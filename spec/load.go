@@ -233,7 +233,7 @@ func (p *parser) workflow(root *yaml.Node) {
 	if n := m.get(p, "output"); n != nil {
 		p.output(n)
 	}
-	p.reachability()
+	p.graph()
 }
 
 func (p *parser) limits(n *yaml.Node) {

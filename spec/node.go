@@ -231,24 +231,9 @@ func (p *parser) actionNode(node *Node, m *mapping, what string) {
 		return
 	}
 	node.Action = spec
-	wn := m.get(p, "with")
-	if wn == nil {
-		p.checkParams(spec, m.key("action"), nil, nil)
-		return
-	}
-	if wn.Kind != yaml.MappingNode {
-		node.With = p.template(wn, &scope{state: true})
-		if node.With != nil && node.With.kind != exprValue {
-			p.errorf(wn, "%s.with: expected a mapping of parameters, got %s", what, kindOf(wn))
-		}
-		return
-	}
-	wm := p.mapping(wn, nil, what+".with")
-	if wm == nil {
-		return
-	}
-	node.With = p.object(wm, &scope{state: true})
-	p.checkParams(spec, m.key("with"), wm, node.With)
+	p.with(node, m, what, "parameters", "action", func(at *yaml.Node, wm *mapping) {
+		p.checkParams(spec, at, wm, node.With)
+	})
 }
 
 // object compiles the entries of a mapping into an object value; its entries stay
@@ -269,8 +254,7 @@ func (p *parser) object(m *mapping, sc *scope) *Value {
 }
 
 // checkParams checks a node's with: against the action's declaration: unknown and
-// missing parameters, one-of groups, and the types of literal values. It folds with
-// into a constant when it holds no expression.
+// missing parameters, one-of groups, and the types of literal values.
 func (p *parser) checkParams(spec *action.Spec, at *yaml.Node, wm *mapping, with *Value) {
 	given := map[string]bool{}
 	if wm != nil {
@@ -298,7 +282,6 @@ func (p *parser) checkParams(spec *action.Spec, at *yaml.Node, wm *mapping, with
 				}
 			}
 		}
-		with.fold()
 	}
 	for _, prm := range spec.Params {
 		if prm.Required && !given[prm.Name] {

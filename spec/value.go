@@ -177,6 +177,9 @@ func (p *parser) compileTemplate(n *yaml.Node, sc *scope) *Value {
 
 // fold turns an object or list of constants into a constant.
 func (v *Value) fold() {
+	if v.kind != objectValue && v.kind != listValue {
+		return
+	}
 	for _, e := range v.elems {
 		if e.kind != constValue {
 			return

@@ -43,6 +43,7 @@ type Workflow struct {
 
 	fields map[string]*Field
 	nodes  map[string]*Node
+	graph  *Graph
 }
 
 // Field returns the named state field, or nil.

@@ -71,33 +71,20 @@ func buildGraph(wf *spec.Workflow) *graph {
 }
 
 // add draws wf's nodes with ids prefixed by prefix, and an edge from `from` to its
-// start node; it returns nothing, adding END where top-level chains end.
+// start node, with END where its top-level chain may end.
 func (g *graph) add(wf *spec.Workflow, prefix, from string) {
 	id := func(n *spec.Node) string { return prefix + n.Name }
 	end := prefix + "END"
 	usesEnd := false
-	g.edges = append(g.edges, edge{from: from, to: id(wf.Start), style: "next"})
-	// Nodes reached along next edges from the start run at top level; a chain that
-	// ends there ends the workflow. Map targets end their item instead.
-	top := map[*spec.Node]bool{}
-	var walk func(n *spec.Node)
-	walk = func(n *spec.Node) {
-		if n == nil || top[n] {
-			return
+	target := func(to *spec.Node) string {
+		if to == nil {
+			usesEnd = true
+			return end
 		}
-		top[n] = true
-		if n.Next != nil {
-			for _, c := range n.Next.Cases {
-				walk(c.To)
-			}
-		}
-		if n.OnError != nil && n.OnError.Next != nil {
-			for _, c := range n.OnError.Next.Cases {
-				walk(c.To)
-			}
-		}
+		return id(to)
 	}
-	walk(wf.Start)
+	g.edges = append(g.edges, edge{from: from, to: id(wf.Start), style: "next"})
+	wg := wf.Graph()
 	for _, n := range wf.Nodes {
 		label, shape := n.Name, n.Kind.String()
 		switch n.Kind {
@@ -116,40 +103,19 @@ func (g *graph) add(wf *spec.Workflow, prefix, from string) {
 			label += "\nworkflow " + n.WorkflowRef
 		}
 		g.boxes = append(g.boxes, box{id: id(n), label: label, shape: shape})
-		target := func(to *spec.Node) string {
-			if to == nil {
-				usesEnd = true
-				return end
+		for _, e := range wg.Out(n) {
+			ed := edge{from: id(n), to: target(e.To), style: edgeStyles[e.Kind]}
+			switch {
+			case e.Kind == spec.ErrorEdge:
+				ed.label = "on error"
+			case e.When != nil:
+				ed.label = e.When.Src
+			case e.Kind == spec.RouteEdge:
+				ed.label = "each " + n.Map.As
 			}
-			return id(to)
+			g.edges = append(g.edges, ed)
 		}
-		if n.Map != nil {
-			for _, c := range n.Map.Route {
-				label := "each " + n.Map.As
-				if c.When != nil {
-					label = c.When.Src
-				}
-				g.edges = append(g.edges, edge{from: id(n), to: target(c.To), label: label, style: "fanout"})
-			}
-		}
-		for _, b := range n.Parallel {
-			g.edges = append(g.edges, edge{from: id(n), to: id(b), style: "branch"})
-		}
-		if n.Next != nil {
-			for _, c := range n.Next.Cases {
-				label := ""
-				if c.When != nil {
-					label = c.When.Src
-				}
-				g.edges = append(g.edges, edge{from: id(n), to: target(c.To), label: label, style: "next"})
-			}
-		}
-		if n.OnError != nil && n.OnError.Next != nil {
-			for _, c := range n.OnError.Next.Cases {
-				g.edges = append(g.edges, edge{from: id(n), to: target(c.To), label: "on error", style: "error"})
-			}
-		}
-		if top[n] && (n.Next == nil || !hasDefault(n.Next)) {
+		if wg.TopLevel(n) && wg.MayEnd(n) {
 			g.edges = append(g.edges, edge{from: id(n), to: target(nil), style: "next"})
 		}
 		if n.Workflow != nil {
@@ -162,7 +128,6 @@ func (g *graph) add(wf *spec.Workflow, prefix, from string) {
 			}
 			g.clusters = append(g.clusters, cl)
 			g.edges[startEdge].style = "branch" // the node runs the sub-workflow
-
 		}
 	}
 	if usesEnd {
@@ -170,14 +135,8 @@ func (g *graph) add(wf *spec.Workflow, prefix, from string) {
 	}
 }
 
-func hasDefault(n *spec.Next) bool {
-	for _, c := range n.Cases {
-		if c.When == nil {
-			return true
-		}
-	}
-	return false
-}
+// edgeStyles draws each kind of edge.
+var edgeStyles = map[spec.EdgeKind]string{spec.NextEdge: "next", spec.RouteEdge: "fanout", spec.BranchEdge: "branch", spec.ErrorEdge: "error"}
 
 func exprText(v *spec.Value) string {
 	if v == nil {
