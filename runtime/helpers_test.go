@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/rogpeppe/go-internal/txtar"
+
 	"github.com/flowrun/flowrun/action"
 	"github.com/flowrun/flowrun/builtins"
 	"github.com/flowrun/flowrun/runtime"
@@ -81,4 +83,20 @@ func runJSONValue(t testing.TB, v any) string {
 func runJSONValueErr(v any) (string, error) {
 	b, err := json.Marshal(v)
 	return string(b), err
+}
+
+// loadArchive writes the files of testdata/<archive>.txtar into a temporary
+// directory and loads main from it.
+func loadArchive(t testing.TB, reg *action.Registry, archive, main string) *spec.Workflow {
+	t.Helper()
+	ar, err := txtar.ParseFile(filepath.Join("testdata", archive+".txtar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	for _, f := range ar.Files {
+		files[f.Name] = string(f.Data)
+	}
+	files["workflow.yaml"] = files[main]
+	return load(t, reg, files)
 }
