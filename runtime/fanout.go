@@ -321,7 +321,7 @@ func (fo *fanout) itemEvent(res *itemResult, path string, start time.Time) {
 			ev.At = res.err.Node.Name
 		}
 		fo.mu.Lock()
-		ev.Tolerated = fo.stopped == nil && !fo.exceeded(len(fo.failures))
+		ev.Tolerated = fo.stopped == nil && !fo.exceeded(len(fo.failures)+1) // counting this one: done() has not yet
 		fo.mu.Unlock()
 	}
 	r.emit(ev)
