@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/expr-lang/expr/vm"
-
 	"github.com/flowrun/flowrun/journal"
 	"github.com/flowrun/flowrun/spec"
 	"github.com/flowrun/flowrun/value"
@@ -24,7 +22,7 @@ type chain struct {
 	r   *run
 	wf  *spec.Workflow
 	dir string // the workflow's directory, as action.Call.Dir names it
-	m   *vm.VM
+	m   *spec.VM
 
 	st   *state         // top level: the live state
 	snap map[string]any // inside an item: the snapshot
@@ -276,7 +274,7 @@ func (c *chain) follow(node *spec.Node, next *spec.Next, vars map[string]any) (*
 }
 
 // pick returns the target of the first case whose condition holds.
-func pick(m *vm.VM, cases []spec.Case, vars map[string]any) (*spec.Node, bool, error) {
+func pick(m *spec.VM, cases []spec.Case, vars map[string]any) (*spec.Node, bool, error) {
 	for _, cs := range cases {
 		if cs.When == nil {
 			return cs.To, true, nil

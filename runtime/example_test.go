@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/flowrun/flowrun/action"
 	"github.com/flowrun/flowrun/builtins"
@@ -22,7 +23,7 @@ func ExampleRun() {
 		Params:  []action.Param{{Name: "text", Type: action.String, Required: true, Doc: "The text."}},
 		Output:  []action.Field{{Name: "text", Type: action.String, Doc: "The text, upper-cased."}},
 		Func: func(ctx context.Context, call *action.Call, _ *action.Env) (map[string]any, error) {
-			return map[string]any{"text": strings.ToUpper(call.Params["text"].(string))}, nil
+			return map[string]any{"text": strings.ToUpper(call.Params.String("text"))}, nil
 		},
 	}
 	reg, err := action.NewRegistry(append(builtins.All(), shout)...)
@@ -56,4 +57,48 @@ output: [loud]
 	}
 	fmt.Println(res.Output["loud"])
 	// Output: [MAP! REDUCE!]
+}
+
+// An executor carries out every action call of a run. This one wraps the local
+// executor, which runs the registry's actions in this process, to count calls by
+// action: the same seam serves remote workers, test mocks, rate limits and caches.
+func ExampleOptions_executor() {
+	reg, err := action.NewRegistry(builtins.All()...)
+	if err != nil {
+		panic(err)
+	}
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "count.yaml")
+	os.WriteFile(file, []byte(`version: 1
+state:
+  words: {type: integer, reducer: sum}
+nodes:
+  fan:
+    map: {over: "['one two', 'three']", as: text, to: count}
+  count:
+    action: text.count
+    with: {text: "${{ input.text }}"}
+    update: {words: "${{ output.words }}"}
+`), 0o644)
+	wf, err := spec.Load(file, reg)
+	if err != nil {
+		panic(err)
+	}
+
+	local := reg.Local(action.Env{Dir: wf.Dir}) // no exec, files inside dir only
+	var mu sync.Mutex
+	calls := map[string]int{}
+	counting := action.ExecutorFunc(func(ctx context.Context, call *action.Call) (map[string]any, error) {
+		mu.Lock()
+		calls[call.Action]++
+		mu.Unlock()
+		return local.Execute(ctx, call)
+	})
+	res, err := runtime.Run(context.Background(), wf, nil, runtime.Options{Executor: counting})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(res.Output["words"], calls)
+	// Output: 3 map[text.count:2]
 }

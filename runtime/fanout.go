@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/expr-lang/expr/vm"
-
 	"github.com/flowrun/flowrun/journal"
 	"github.com/flowrun/flowrun/spec"
 	"github.com/flowrun/flowrun/value"
@@ -39,7 +37,7 @@ type fanout struct {
 	key         string // the map node's journal exec key, when the run keys its work
 
 	mu        sync.Mutex
-	mergeVM   *vm.VM // the merge runs on whichever worker completes the prefix
+	mergeVM   *spec.VM // the merge runs on whichever worker completes the prefix
 	order     reorder
 	failures  []Failure
 	stopped   error // why the map stopped early
@@ -159,7 +157,7 @@ func (fo *fanout) exceeded(failed int) bool {
 
 // worker is what one worker goroutine reuses from item to item.
 type worker struct {
-	m    *vm.VM
+	m    *spec.VM
 	vars map[string]any
 	rec  journal.Item   // an item's journal record is made here
 	lane *journal.Lane  // and appended here
@@ -168,7 +166,7 @@ type worker struct {
 }
 
 // work runs items until there are none left or the map stops.
-func (fo *fanout) work(m *vm.VM) {
+func (fo *fanout) work(m *spec.VM) {
 	n := int64(fo.tasks.len())
 	w := &worker{m: m, env: make(map[string]any, 8), vars: map[string]any{"run": fo.c.r.runVar, "env": fo.c.r.envFn, "state": fo.snap, "input": fo.input}}
 	if j := fo.c.r.journal; j != nil {

@@ -80,7 +80,9 @@ func (c *virtualClock) Sleep(ctx context.Context, d time.Duration) error {
 	return context.Cause(ctx)
 }
 
-func (c *virtualClock) AfterFunc(time.Duration, func()) func() bool { return func() bool { return true } }
+func (c *virtualClock) AfterFunc(time.Duration, func()) func() bool {
+	return func() bool { return true }
+}
 
 // TestVirtualClock runs retries 10 and 20 minutes apart and an hour's sleep on a
 // virtual clock: no wall time passes, and the run's events measure virtual time.

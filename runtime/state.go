@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/expr-lang/expr/vm"
-
 	"github.com/flowrun/flowrun/spec"
 	"github.com/flowrun/flowrun/value"
 )
@@ -54,7 +52,7 @@ type update struct {
 
 // apply merges an update into the state through the field's reducer. The update's
 // type was checked where it was made (chain.assign, or updatesOf for the journal).
-func (s *state) apply(m *vm.VM, u update) error {
+func (s *state) apply(m *spec.VM, u update) error {
 	f := u.field
 	if s.viewed {
 		fresh := make(map[string]any, len(s.values))
@@ -77,7 +75,7 @@ func (s *state) apply(m *vm.VM, u update) error {
 	return nil
 }
 
-func (s *state) reduce(m *vm.VM, f *spec.Field, cur, upd any) (any, error) {
+func (s *state) reduce(m *spec.VM, f *spec.Field, cur, upd any) (any, error) {
 	plus := func(a, b int) int { return a + b }
 	switch f.Reducer.Kind {
 	case spec.Replace:

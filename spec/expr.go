@@ -32,17 +32,21 @@ type EnvFunc = func(name string, def ...any) any
 // default, "1..n" builds n elements), well below exhausting memory.
 const exprMemoryBudget = 1 << 25
 
-// NewVM returns a VM for Eval. A VM is not safe for concurrent use; a goroutine that
-// evaluates often keeps its own.
-func NewVM() *vm.VM { return &vm.VM{MemoryBudget: exprMemoryBudget} }
+// VM evaluates expressions, reusing its memory from one evaluation to the next. A
+// VM is not safe for concurrent use: a goroutine that evaluates often keeps its
+// own.
+type VM struct{ m vm.VM }
+
+// NewVM returns a VM for Eval.
+func NewVM() *VM { return &VM{m: vm.VM{MemoryBudget: exprMemoryBudget}} }
 
 // Eval runs the expression with the given variables and returns its value in JSON
 // types. m may be nil; a caller that evaluates often passes its own VM to reuse.
-func (e *Expr) Eval(m *vm.VM, vars map[string]any) (any, error) {
+func (e *Expr) Eval(m *VM, vars map[string]any) (any, error) {
 	if m == nil {
 		m = NewVM()
 	}
-	out, err := m.Run(e.prog, vars)
+	out, err := m.m.Run(e.prog, vars)
 	if err == nil {
 		out, err = value.Normalize(out)
 	}

@@ -4,7 +4,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
 
 	"github.com/flowrun/flowrun/value"
@@ -60,7 +59,7 @@ func (v *Value) Keys() []string { return v.keys }
 
 // Eval computes the value. The result is shared with the workflow when constant:
 // callers treat values as immutable.
-func (v *Value) Eval(m *vm.VM, vars map[string]any) (any, error) {
+func (v *Value) Eval(m *VM, vars map[string]any) (any, error) {
 	switch v.kind {
 	case constValue:
 		return v.lit, nil
