@@ -3,8 +3,6 @@ package runtime_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
@@ -15,7 +13,7 @@ import (
 )
 
 // A Go program registers its own action beside the built-ins, loads a workflow that
-// uses it, and runs it.
+// uses it (testdata/examples/shout.yaml), and runs it.
 func ExampleRun() {
 	shout := &action.Spec{
 		Name:    "demo.shout",
@@ -30,24 +28,7 @@ func ExampleRun() {
 	if err != nil {
 		panic(err)
 	}
-	dir, _ := os.MkdirTemp("", "example")
-	defer os.RemoveAll(dir)
-	file := filepath.Join(dir, "shout.yaml")
-	os.WriteFile(file, []byte(`version: 1
-state:
-  words: {type: array, items: {type: string}, required: true}
-  loud:  {type: array, reducer: add}
-nodes:
-  fan:
-    map: {over: state.words, as: word, to: shout}
-  shout:
-    action: demo.shout
-    with: {text: "${{ input.word }}!"}
-    update: {loud: "${{ [output.text] }}"}
-output: [loud]
-`), 0o644)
-
-	wf, err := spec.Load(file, reg)
+	wf, err := spec.Load("testdata/examples/shout.yaml", reg)
 	if err != nil {
 		panic(err)
 	}
@@ -67,26 +48,11 @@ func ExampleOptions_executor() {
 	if err != nil {
 		panic(err)
 	}
-	dir, _ := os.MkdirTemp("", "example")
-	defer os.RemoveAll(dir)
-	file := filepath.Join(dir, "count.yaml")
-	os.WriteFile(file, []byte(`version: 1
-state:
-  words: {type: integer, reducer: sum}
-nodes:
-  fan:
-    map: {over: "['one two', 'three']", as: text, to: count}
-  count:
-    action: text.count
-    with: {text: "${{ input.text }}"}
-    update: {words: "${{ output.words }}"}
-`), 0o644)
-	wf, err := spec.Load(file, reg)
+	wf, err := spec.Load("testdata/examples/count.yaml", reg)
 	if err != nil {
 		panic(err)
 	}
-
-	local := reg.Local(action.Env{Dir: wf.Dir}) // no exec, files inside dir only
+	local := reg.Local(action.Env{Dir: wf.Dir}) // no exec, files inside wf.Dir only
 	var mu sync.Mutex
 	calls := map[string]int{}
 	counting := action.ExecutorFunc(func(ctx context.Context, call *action.Call) (map[string]any, error) {

@@ -159,31 +159,25 @@ func actionsMarkdown(w io.Writer, reg *action.Registry) {
 	for _, a := range reg.Specs() {
 		fmt.Fprintf(w, "\n## %s\n\n%s\n\n%s\n\n", a.Name, a.Summary, strings.TrimSpace(a.Doc))
 		fmt.Fprint(w, "### Parameters\n\n")
-		if len(a.Params) == 0 {
-			fmt.Fprint(w, "None.\n\n")
-		} else {
-			fmt.Fprint(w, "| name | type | required / default | description |\n| --- | --- | --- | --- |\n")
-			for _, p := range a.Params {
-				doc := p.Doc
-				if p.Secret {
-					doc += " Secret: never shown in output, errors, logs or events."
-				}
-				fmt.Fprintf(w, "| `%s` | %s | %s | %s |\n", p.Name, cell(paramType(p)), cell(paramDefault(p)), cell(doc))
+		var params [][]string
+		for _, p := range a.Params {
+			doc := p.Doc
+			if p.Secret {
+				doc += " Secret: never shown in output, errors, logs or events."
 			}
-			fmt.Fprintln(w)
+			params = append(params, []string{"`" + p.Name + "`", cell(paramType(p)), cell(paramDefault(p)), cell(doc)})
 		}
+		mdTable(w, "None.\n", []string{"name", "type", "required / default", "description"}, params)
+		fmt.Fprintln(w)
 		for _, g := range a.OneOf {
 			fmt.Fprintf(w, "%s\n\n", oneOfText(g))
 		}
 		fmt.Fprint(w, "### Output\n\n")
-		if len(a.Output) == 0 {
-			fmt.Fprint(w, "An empty object.\n")
-		} else {
-			fmt.Fprint(w, "| field | type | description |\n| --- | --- | --- |\n")
-			for _, f := range a.Output {
-				fmt.Fprintf(w, "| `%s` | %s | %s |\n", f.Name, f.Type, cell(f.Doc))
-			}
+		var fields [][]string
+		for _, f := range a.Output {
+			fields = append(fields, []string{"`" + f.Name + "`", string(f.Type), cell(f.Doc)})
 		}
+		mdTable(w, "An empty object.\n", []string{"field", "type", "description"}, fields)
 		for _, ex := range a.Examples {
 			fmt.Fprintf(w, "\n### Example\n\n%s\n\n```yaml\n%s```\n", ex.Summary, exampleNode(a, ex))
 			if ex.Output != "" {
@@ -195,3 +189,15 @@ func actionsMarkdown(w io.Writer, reg *action.Registry) {
 
 // anchor is GitHub's heading anchor for an action name: dots dropped.
 func anchor(name string) string { return strings.ReplaceAll(name, ".", "") }
+
+// mdTable writes a Markdown table, or none when there are no rows.
+func mdTable(w io.Writer, none string, header []string, rows [][]string) {
+	if len(rows) == 0 {
+		fmt.Fprint(w, none)
+		return
+	}
+	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(header, " | "), strings.Repeat(" --- |", len(header)))
+	for _, r := range rows {
+		fmt.Fprintf(w, "| %s |\n", strings.Join(r, " | "))
+	}
+}
