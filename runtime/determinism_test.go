@@ -32,61 +32,12 @@ func jitter() *action.Spec {
 		})
 }
 
-const determinismWorkflow = `version: 1
-state:
-  groups:  {type: array, default: [[1, 2, 3], [4, 5], [6, 7, 8, 9], [10], [11, 12]]}
-  log:     {type: array, reducer: add}
-  order:   {type: array, reducer: append}
-  total:   {type: number, reducer: sum}
-  seen:    {type: array, reducer: union}
-  byitem:  {type: object, reducer: merge}
-  text:    {type: string, reducer: add}
-  lowest:  {type: number, reducer: min}
-  highest: {type: number, reducer: max}
-  weighted: {type: number, reducer: {expr: "current * 2 + update"}}
-nodes:
-  outer:
-    map:
-      over: state.groups
-      as: group
-      with: {group: "${{ group }}", g: "${{ index }}"}
-      to: inner
-      concurrency: 3
-    next: done
-  inner:
-    map:
-      over: input.group
-      as: n
-      with: {n: "${{ n }}", g: "${{ input.g }}", i: "${{ index }}"}
-      to: work
-    next: after_inner
-  work:
-    action: test.jitter
-    with: {value: "${{ input.n }}"}
-    update:
-      log: "${{ [string(input.g) + '.' + string(input.i) + '=' + string(output.value)] }}"
-      order: "${{ output.value }}"
-      total: "${{ output.value * 1.5 }}"
-      seen: "${{ [output.value % 4] }}"
-      byitem: "${{ {(string(output.value % 5)): output.value} }}"
-      text: "${{ string(output.value) + ',' }}"
-      lowest: "${{ output.value }}"
-      highest: "${{ output.value }}"
-      weighted: "${{ output.value }}"
-  after_inner:
-    update:
-      log: "${{ ['group ' + string(input.g) + ' done'] }}"
-  done:
-    update:
-      log: "${{ ['all ' + string(len(state.order))] }}"
-`
-
 // TestDeterministicMerge runs a nested fan-out whose items finish in random order
 // and checks the final state is byte-identical at any concurrency: updates merge in
 // item order (parent, then child), never in completion order.
 func TestDeterministicMerge(t *testing.T) {
 	reg := testRegistry(t, jitter())
-	wf := loadSrc(t, reg, determinismWorkflow)
+	wf := loadArchive(t, reg, "determinism", "deterministic-merge.yaml")
 	want := ""
 	for _, workers := range []int{1, 3, 64, 1, 64} {
 		got := runJSON(t, wf, nil, runtime.Options{MaxWorkers: workers})

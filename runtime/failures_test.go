@@ -79,6 +79,9 @@ func ms(n ...int) []time.Duration {
 	return out
 }
 
+// TestRetryBackoff checks when retries start. Its workflow is built here, not
+// read from testdata: each case fills in the node's with and retry, which the table
+// shows beside the attempt times they make.
 func TestRetryBackoff(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -140,15 +143,7 @@ func TestJitter(t *testing.T) {
 		var out map[string][]time.Duration
 		synctest.Test(t, func(t *testing.T) {
 			f := newFlaky()
-			wf := loadSrc(t, testRegistry(t, f.action()), `version: 1
-nodes:
-  fan:
-    map: {over: "1..8", to: work, concurrency: 8}
-  work:
-    action: test.flaky
-    with: {fails: 2}
-    retry: {max_attempts: 3, delay: 1s, backoff: 1}
-`)
+			wf := loadArchive(t, testRegistry(t, f.action()), "failures", "jitter.yaml")
 			if _, err := runtime.Run(context.Background(), wf, nil, runtime.Options{RunID: id}); err != nil {
 				t.Fatal(err)
 			}
@@ -181,13 +176,7 @@ nodes:
 func TestTimeoutEndsStubbornAction(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFlaky()
-		wf := loadSrc(t, testRegistry(t, f.action()), `version: 1
-nodes:
-  only:
-    action: test.flaky
-    with: {ms: 3600000, stubborn: true}
-    timeout: 2s
-`)
+		wf := loadArchive(t, testRegistry(t, f.action()), "failures", "timeout-ends-stubborn-action.yaml")
 		start := time.Now()
 		_, err := runtime.Run(context.Background(), wf, nil, runtime.Options{})
 		if took := time.Since(start); took != 2*time.Second {
@@ -206,139 +195,56 @@ nodes:
 func TestFailureHandling(t *testing.T) {
 	tests := []struct {
 		name   string
-		src    string
+		file   string // in testdata/failures.txtar
 		out    string // the output when the run succeeds
 		report string // the failure report
 		err    string // part of the run's error, when it fails
 	}{
 		{
-			name: "one failure fails the map by default; finished items are kept in order",
-			src: `version: 1
-state:
-  done: {type: array, reducer: add}
-nodes:
-  fan:
-    map: {over: "[0, 0, 1, 0]", as: f, to: work, with: {f: "${{ f }}", index: "${{ index }}"}, concurrency: 1}
-  work:
-    action: test.flaky
-    with: {fails: "${{ input.f }}"}
-    update: {done: "${{ [output.attempt] }}"}
-`,
+			name:   "one failure fails the map by default; finished items are kept in order",
+			file:   "one-failure-fails-the-map.yaml",
 			report: "failed items: 1\n  node work item 2: 1 attempt, action: attempt 1 failed\n",
 			err:    `map node "fan" failed: 1 of 4 items failed; max_failures is 0`,
 		},
 		{
-			name: "max_failures tolerates failed items and lists them",
-			src: `version: 1
-state:
-  done: {type: array, reducer: add}
-nodes:
-  fan:
-    map: {over: "[1, 0, 1, 0]", as: f, to: work, with: {f: "${{ f }}", index: "${{ index }}"}, max_failures: 2}
-  work:
-    action: test.flaky
-    with: {fails: "${{ input.f }}"}
-    update: {done: "${{ [index(input)] }}"}
-`,
+			name:   "max_failures tolerates failed items and lists them",
+			file:   "max-failures-tolerates.yaml",
 			out:    `{"done":[1,3]}`,
 			report: "tolerated failures: 2\n  node work item 0 (tolerated): 1 attempt, action: attempt 1 failed\n  node work item 2 (tolerated): 1 attempt, action: attempt 1 failed\n",
 		},
 		{
-			name: "max_failure_ratio",
-			src: `version: 1
-nodes:
-  fan:
-    map: {over: "[1, 0, 1, 1]", as: f, to: work, with: {f: "${{ f }}", index: "${{ index }}"}, max_failure_ratio: 0.5, concurrency: 1}
-  work:
-    action: test.flaky
-    with: {fails: "${{ input.f }}"}
-`,
+			name:   "max_failure_ratio",
+			file:   "max-failure-ratio.yaml",
 			report: "failed items: 3\n  node work item 0: 1 attempt, action: attempt 1 failed\n  node work item 2: 1 attempt, action: attempt 1 failed\n  node work item 3: 1 attempt, action: attempt 1 failed\n",
 			err:    "3 of 4 items failed; max_failure_ratio is 0.5",
 		},
 		{
-			name: "on_error skip drops the item's updates",
-			src: `version: 1
-state:
-  done: {type: array, reducer: add}
-nodes:
-  fan:
-    map: {over: "[0, 1, 0]", as: f, to: first, with: {f: "${{ f }}", index: "${{ index }}"}}
-  first:
-    update: {done: "${{ ['first ' + string(index(input))] }}"}
-    next: work
-  work:
-    action: test.flaky
-    with: {fails: "${{ input.f }}"}
-    on_error: skip
-`,
+			name:   "on_error skip drops the item's updates",
+			file:   "on-error-skip.yaml",
 			out:    `{"done":["first 0","first 2"]}`,
 			report: "errors handled by on_error: 1\n  node work item 1 (handled by on_error): 1 attempt, action: attempt 1 failed\n",
 		},
 		{
-			name: "on_error records the error through reducers and goes on",
-			src: `version: 1
-state:
-  results: {type: array, reducer: add}
-  errors: {type: array, reducer: add}
-nodes:
-  fan:
-    map: {over: "[0, 5, 0]", as: f, to: work, with: {f: "${{ f }}", index: "${{ index }}"}}
-    next: summary
-  work:
-    action: test.flaky
-    with: {fails: "${{ input.f }}", permanent: true}
-    retry: {max_attempts: 2, delay: 1ms}
-    update: {results: "${{ ['ok ' + string(index(input))] }}"}
-    on_error:
-      update: {errors: "${{ [{item: index(input), kind: error.kind, status: error.status, attempts: error.attempts}] }}"}
-      next: recorded
-  recorded:
-    update: {results: "${{ ['recorded ' + string(index(input))] }}"}
-  summary:
-    update: {results: "${{ [string(len(state.errors)) + ' error'] }}"}
-`,
+			name:   "on_error records the error through reducers and goes on",
+			file:   "on-error-records.yaml",
 			out:    `{"errors":[{"attempts":1,"item":1,"kind":"action","status":400}],"results":["ok 0","recorded 1","ok 2","1 error"]}`,
 			report: "errors handled by on_error: 1\n  node work item 1 (handled by on_error): 1 attempt, action: attempt 1: bad request\n",
 		},
 		{
-			name: "a panic is the item's error, of kind panic",
-			src: `version: 1
-state:
-  done: {type: array, reducer: add}
-nodes:
-  fan:
-    map: {over: "[false, true, false]", as: p, to: work, with: {p: "${{ p }}", index: "${{ index }}"}, max_failures: 1}
-  work:
-    action: test.flaky
-    with: {panic: "${{ input.p }}"}
-    update: {done: "${{ [index(input)] }}"}
-`,
+			name:   "a panic is the item's error, of kind panic",
+			file:   "panic.yaml",
 			out:    `{"done":[0,2]}`,
 			report: "panic: action panicked: boom",
 		},
 		{
-			name: "a failed top-level node fails the run",
-			src: `version: 1
-nodes:
-  only:
-    action: test.flaky
-    with: {fails: 1}
-`,
+			name:   "a failed top-level node fails the run",
+			file:   "failed-top-level-node.yaml",
 			report: "",
 			err:    "attempt 1 failed",
 		},
 		{
-			name: "a type mismatch names the node, the field and the item",
-			src: `version: 1
-state:
-  total: {type: number, reducer: sum}
-nodes:
-  fan:
-    map: {over: "[1, 'two', 3]", to: work}
-  work:
-    update: {total: "${{ input.item }}"}
-`,
+			name:   "a type mismatch names the node, the field and the item",
+			file:   "type-mismatch.yaml",
 			report: `failed items: 1` + "\n" + `  node work item 1: 0 attempts, state: workflow.yaml:8:14: update of state field "total" (a number, reducer sum): expected a number, got "two"` + "\n",
 			err:    "1 of 3 items failed",
 		},
@@ -347,7 +253,7 @@ nodes:
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := newFlaky()
-				wf := loadSrc(t, testRegistry(t, f.action()), strings.ReplaceAll(tt.src, "index(input)", "input.index"))
+				wf := loadArchive(t, testRegistry(t, f.action()), "failures", tt.file)
 				res, err := runtime.Run(context.Background(), wf, nil, runtime.Options{})
 				var failures []runtime.Failure
 				if tt.err != "" {
@@ -382,14 +288,7 @@ nodes:
 func TestMapFailureStopsItems(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFlaky()
-		wf := loadSrc(t, testRegistry(t, f.action()), `version: 1
-nodes:
-  fan:
-    map: {over: "1..100", as: n, to: work, with: {n: "${{ n }}"}, concurrency: 4}
-  work:
-    action: test.flaky
-    with: {fails: "${{ input.n == 6 ? 1 : 0 }}", ms: "${{ input.n == 6 ? 5 : 1000 }}"}
-`)
+		wf := loadArchive(t, testRegistry(t, f.action()), "failures", "map-failure-stops-items.yaml")
 		start := time.Now()
 		_, err := runtime.Run(context.Background(), wf, nil, runtime.Options{})
 		if err == nil {
@@ -419,14 +318,7 @@ func TestCancellation(t *testing.T) {
 			events = append(events, e.Type+" "+e.Status)
 			mu.Unlock()
 		})
-		wf := loadSrc(t, testRegistry(t, f.action()), `version: 1
-nodes:
-  fan:
-    map: {over: "1..10", to: work, concurrency: 5}
-  work:
-    action: test.flaky
-    with: {ms: 60000}
-`)
+		wf := loadArchive(t, testRegistry(t, f.action()), "failures", "cancellation.yaml")
 		ctx, cancel := context.WithCancelCause(context.Background())
 		time.AfterFunc(time.Second, func() { cancel(errors.New("interrupted by test")) })
 		start := time.Now()

@@ -61,15 +61,7 @@ func TestParseInput(t *testing.T) {
 }
 
 func TestCheckInputs(t *testing.T) {
-	wf := loadSrc(t, testRegistry(t), `version: 1
-state:
-  documents: {type: array, items: {type: string}, required: true}
-  limit: {type: integer, default: 3}
-  mode: {type: string, enum: [fast, slow]}
-nodes:
-  only:
-    update: {limit: 1}
-`)
+	wf := loadArchive(t, testRegistry(t), "inputs", "check-inputs.yaml")
 	_, err := runtime.CheckInputs(wf, map[string]any{"documnts": []any{"a"}, "limit": 2.5, "mode": "medium"})
 	var ie *runtime.InputError
 	if !errors.As(err, &ie) {

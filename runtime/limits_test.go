@@ -45,58 +45,21 @@ func (tr *tracker) action() *action.Spec {
 func TestConcurrencyLimits(t *testing.T) {
 	tests := []struct {
 		name    string
-		src     string
+		file    string // in testdata/limits.txtar, beside sub.yaml
 		workers int
 		want    int64 // the most actions in flight
 	}{
-		{"a map's concurrency", `version: 1
-nodes:
-  fan:
-    map: {over: "1..40", to: work, concurrency: 3}
-  work:
-    action: test.track
-`, 16, 3},
-		{"--max-workers caps a wider map", `version: 1
-nodes:
-  fan:
-    map: {over: "1..40", to: work, concurrency: 30}
-  work:
-    action: test.track
-`, 5, 5},
-		{"limits.concurrency when --max-workers is not given", `version: 1
-limits: {concurrency: 4}
-nodes:
-  fan:
-    map: {over: "1..40", to: work, concurrency: 30}
-  work:
-    action: test.track
-`, 0, 4},
-		{"the run-wide cap counts nested maps and sub-workflows", `version: 1
-nodes:
-  outer:
-    map: {over: "1..6", to: both, concurrency: 6}
-  both:
-    parallel: [inner, sub]
-  inner:
-    map: {over: "1..6", to: work, concurrency: 6}
-  work:
-    action: test.track
-  sub:
-    workflow: ./sub.yaml
-`, 7, 7},
+		{"a map's concurrency", "map-concurrency.yaml", 16, 3},
+		{"--max-workers caps a wider map", "max-workers-caps-a-map.yaml", 5, 5},
+		{"limits.concurrency when --max-workers is not given", "limits-concurrency.yaml", 0, 4},
+		{"the run-wide cap counts nested maps and sub-workflows", "run-wide-cap.yaml", 7, 7},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				tr := &tracker{}
 				reg := testRegistry(t, tr.action())
-				wf := load(t, reg, map[string]string{"workflow.yaml": tt.src, "sub.yaml": `version: 1
-nodes:
-  fan:
-    map: {over: "1..6", to: work, concurrency: 6}
-  work:
-    action: test.track
-`})
+				wf := loadArchive(t, reg, "limits", tt.file)
 				runJSON(t, wf, nil, runtime.Options{MaxWorkers: tt.workers})
 				if got := tr.peak.Load(); got != tt.want {
 					t.Errorf("at most %d actions in flight, want %d", got, tt.want)
@@ -111,17 +74,7 @@ nodes:
 func TestLazyItems(t *testing.T) {
 	tr := &tracker{}
 	reg := testRegistry(t, tr.action())
-	wf := loadSrc(t, reg, `version: 1
-state:
-  n: {type: integer, reducer: sum}
-nodes:
-  fan:
-    map: {over: "1..20000", to: work, concurrency: 8}
-  work:
-    action: test.track
-    with: {ms: 0}
-    update: {n: 1}
-`)
+	wf := loadArchive(t, reg, "limits", "lazy-items.yaml")
 	before := goruntime.NumGoroutine()
 	if got := runJSON(t, wf, nil, runtime.Options{MaxWorkers: 8}); got != `{"n":20000}` {
 		t.Fatalf("got %s", got)
@@ -136,38 +89,16 @@ nodes:
 
 func TestRunawayLimits(t *testing.T) {
 	tests := []struct {
-		name, src, want string
+		name, file, want string // file in testdata/limits.txtar
 	}{
-		{"max_items", `version: 1
-limits: {max_items: 5}
-nodes:
-  fan:
-    map: {over: "1..6", to: work}
-  work:
-    update: {}
-    set: {x: 1}
-`, "the map fans out to 6 items; limits.max_items is 5"},
-		{"max_steps", `version: 1
-limits: {max_steps: 20}
-nodes:
-  spin:
-    set: {x: 1}
-    next: spin
-`, "more than 20 steps in one chain: is next looping? raise limits.max_steps if the loop is meant"},
-		{"max_steps inside an item", `version: 1
-limits: {max_steps: 20}
-nodes:
-  fan:
-    map: {over: "[1]", to: spin}
-  spin:
-    set: {x: 1}
-    next: spin
-`, "more than 20 steps in one chain"},
+		{"max_items", "max-items.yaml", "the map fans out to 6 items; limits.max_items is 5"},
+		{"max_steps", "max-steps.yaml", "more than 20 steps in one chain: is next looping? raise limits.max_steps if the loop is meant"},
+		{"max_steps inside an item", "max-steps-inside-an-item.yaml", "more than 20 steps in one chain"},
 	}
 	reg := testRegistry(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wf := loadSrc(t, reg, tt.src)
+			wf := loadArchive(t, reg, "limits", tt.file)
 			_, err := runtime.Run(context.Background(), wf, nil, runtime.Options{})
 			var re *runtime.RunError
 			if !errors.As(err, &re) {

@@ -9,19 +9,11 @@ import (
 	"github.com/flowrun/flowrun/runtime"
 )
 
-// Regression tests, each named after the bug it pins.
+// Regression tests, each named after the bug it pins; their workflows are in
+// testdata/regressions.txtar.
 
 func TestOnErrorDoesNotHandleExpressionErrors(t *testing.T) {
-	wf := loadSrc(t, testRegistry(t), `version: 1
-state:
-  errors: {type: array, reducer: add}
-nodes:
-  bad:
-    action: text.count
-    with: {text: "${{ [1, 2][5] }}"}
-    on_error:
-      update: {errors: "${{ [error.kind] }}"}
-`)
+	wf := loadArchive(t, testRegistry(t), "regressions", "on-error-does-not-handle-expression-errors.yaml")
 	_, err := runtime.Run(context.Background(), wf, nil, runtime.Options{})
 	var re *runtime.RunError
 	if !errors.As(err, &re) || len(re.Failures) != 1 || re.Failures[0].Kind != runtime.KindExpression || re.Failures[0].Handled {
@@ -30,14 +22,7 @@ nodes:
 }
 
 func TestOnErrorDoesNotHandleBadParameters(t *testing.T) {
-	wf := loadSrc(t, testRegistry(t), `version: 1
-nodes:
-  bad:
-    action: text.count
-    with: {text: "${{ 42 }}"}
-    retry: {max_attempts: 3, delay: 1ms}
-    on_error: skip
-`)
+	wf := loadArchive(t, testRegistry(t), "regressions", "on-error-does-not-handle-bad-parameters.yaml")
 	_, err := runtime.Run(context.Background(), wf, nil, runtime.Options{})
 	var re *runtime.RunError
 	if !errors.As(err, &re) || len(re.Failures) != 1 || re.Failures[0].Kind != runtime.KindExpression ||
@@ -47,56 +32,21 @@ nodes:
 }
 
 func TestConcurrencyLimitSeesStateDefaults(t *testing.T) {
-	wf := loadSrc(t, testRegistry(t), `version: 1
-state:
-  workers: {type: integer, default: 3}
-limits: {concurrency: "${{ state.workers }}"}
-nodes:
-  only:
-    update: {workers: 4}
-`)
+	wf := loadArchive(t, testRegistry(t), "regressions", "concurrency-limit-sees-state-defaults.yaml")
 	if got := runJSON(t, wf, nil, runtime.Options{}); got != `{"workers":4}` {
 		t.Errorf("got %s", got)
 	}
 }
 
 func TestWholeNumbersFromExpressionsAreIntegers(t *testing.T) {
-	wf := loadSrc(t, testRegistry(t), `version: 1
-state:
-  n: {type: integer, default: 6}
-  odd: {type: boolean}
-  mods: {type: array, reducer: add}
-nodes:
-  half:
-    update: {n: "${{ state.n / 2 }}"}
-    next: check
-  check:
-    update: {odd: "${{ state.n % 2 == 1 }}"}
-    next: fan
-  fan:
-    map: {over: "[6.0, 3.0]", to: mod}
-  mod:
-    update: {mods: "${{ [input.item % 2] }}"}
-`)
+	wf := loadArchive(t, testRegistry(t), "regressions", "whole-numbers-from-expressions-are-integers.yaml")
 	if got := runJSON(t, wf, nil, runtime.Options{}); got != `{"mods":[0,1],"n":3,"odd":true}` {
 		t.Errorf("got %s", got)
 	}
 }
 
 func TestFailuresInsideToleratedItemsAreTolerated(t *testing.T) {
-	wf := loadSrc(t, testRegistry(t), `version: 1
-state:
-  done: {type: array, reducer: add}
-nodes:
-  outer:
-    map: {over: "[0, 1]", as: o, to: inner, with: {o: "${{ o }}"}, max_failures: 1}
-  inner:
-    map: {over: "[0, 1]", as: i, to: work, with: {fail: "${{ input.o == 1 && i == 1 }}"}}
-  work:
-    action: fail
-    with: {times: "${{ input.fail ? 1 : 0 }}"}
-    update: {done: "${{ [1] }}"}
-`)
+	wf := loadArchive(t, testRegistry(t), "regressions", "failures-inside-tolerated-items-are-tolerated.yaml")
 	res, err := runtime.Run(context.Background(), wf, nil, runtime.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -108,20 +58,7 @@ nodes:
 }
 
 func TestSubWorkflowInputErrorsAreNotRetried(t *testing.T) {
-	wf := load(t, testRegistry(t), map[string]string{"workflow.yaml": `version: 1
-nodes:
-  sub:
-    workflow: ./sub.yaml
-    with: {n: "${{ 'not a number' }}"}
-    retry: {max_attempts: 3, delay: 1ms}
-    on_error: skip
-`, "sub.yaml": `version: 1
-state:
-  n: {type: integer, required: true}
-nodes:
-  only:
-    update: {n: 1}
-`})
+	wf := loadArchive(t, testRegistry(t), "regressions", "sub-workflow-input-errors-are-not-retried.yaml")
 	_, err := runtime.Run(context.Background(), wf, nil, runtime.Options{})
 	var re *runtime.RunError
 	if !errors.As(err, &re) || len(re.Failures) != 1 || re.Failures[0].Kind != runtime.KindState || re.Failures[0].Attempts != 0 {

@@ -47,50 +47,6 @@ func (c *calls) take() []string {
 	return out
 }
 
-const resumeWorkflow = `version: 1
-state:
-  log:   {type: array, reducer: add}
-  total: {type: number, reducer: sum}
-  sub:   {type: array, reducer: add}
-  post:  {type: string}
-nodes:
-  prep:
-    action: test.call
-    with: {id: prep}
-    update: {log: "${{ ['prep ' + output.id] }}"}
-    next: outer
-  outer:
-    map: {over: "['a', 'b', 'c']", as: o, to: inner, with: {o: "${{ o }}"}, concurrency: 1}
-    next: post
-  inner:
-    map: {over: "[1, 2]", as: n, to: work, with: {o: "${{ input.o }}", n: "${{ n }}"}, concurrency: 1}
-    next: count
-  work:
-    action: test.call
-    with: {id: "${{ input.o + string(input.n) }}"}
-    update: {log: "${{ [output.id] }}", total: "${{ output.half }}"}
-  count:
-    workflow: ./count.yaml
-    with: {text: "${{ input.o }} x y"}
-    update: {sub: "${{ [output.words] }}"}
-  post:
-    action: test.call
-    with: {id: post}
-    update: {post: "${{ output.id }}"}
-`
-
-const countWorkflow = `version: 1
-state:
-  text: {type: string, required: true}
-  words: {type: integer}
-output: [words]
-nodes:
-  count:
-    action: text.count
-    with: {text: "${{ state.text }}"}
-    update: {words: "${{ output.words }}"}
-`
-
 // TestResume fails a run part-way, resumes it from its journal, and checks that
 // nothing finished runs again and the result equals an uninterrupted run's.
 func TestResume(t *testing.T) {
@@ -111,7 +67,7 @@ func TestResume(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := &calls{failing: map[string]bool{}}
 			reg := testRegistry(t, c.action())
-			wf := load(t, reg, map[string]string{"workflow.yaml": resumeWorkflow, "count.yaml": countWorkflow})
+			wf := loadArchive(t, reg, "resume", "resume.yaml")
 			want := runJSON(t, wf, nil, runtime.Options{})
 			c.take()
 
@@ -156,18 +112,7 @@ func TestResume(t *testing.T) {
 // are replayed still appear in the resumed run's report.
 func TestResumeKeepsHandledErrors(t *testing.T) {
 	c := &calls{failing: map[string]bool{"x1": true, "x2": true}}
-	wf := loadSrc(t, testRegistry(t, c.action()), `version: 1
-state:
-  errors: {type: array, reducer: add}
-nodes:
-  fan:
-    map: {over: "[1, 2]", as: n, to: work, with: {n: "${{ n }}"}, concurrency: 1, max_failures: 1}
-  work:
-    action: test.call
-    with: {id: "${{ 'x' + string(input.n) }}"}
-    on_error:
-      update: {errors: "${{ [error.message] }}"}
-`)
+	wf := loadArchive(t, testRegistry(t, c.action()), "resume", "resume-keeps-handled-errors.yaml")
 	path := filepath.Join(t.TempDir(), "journal.log")
 	j, _ := journal.Open(path, time.Millisecond)
 	first, err := runtime.Run(context.Background(), wf, nil, runtime.Options{Journal: j})
@@ -192,17 +137,7 @@ nodes:
 // from their parent chain concurrently (found by -race). Nested maps at high
 // concurrency, journalled, then replayed to the same output.
 func TestConcurrentItemsJournalWithoutRace(t *testing.T) {
-	wf := loadSrc(t, testRegistry(t), `version: 1
-state:
-  out: {type: array, reducer: add}
-nodes:
-  outer:
-    map: {over: "1..20", as: o, to: inner, with: {o: "${{ o }}"}, concurrency: 8}
-  inner:
-    map: {over: "1..20", as: i, to: work, with: {v: "${{ input.o * 100 + i }}"}, concurrency: 8}
-  work:
-    update: {out: "${{ [input.v] }}"}
-`)
+	wf := loadArchive(t, testRegistry(t), "resume", "concurrent-items-journal-without-race.yaml")
 	path := filepath.Join(t.TempDir(), "journal.log")
 	j, _ := journal.Open(path, time.Millisecond)
 	want := runJSON(t, wf, nil, runtime.Options{Journal: j, MaxWorkers: 16})

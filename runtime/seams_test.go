@@ -149,19 +149,7 @@ func (h *records) Handle(_ context.Context, r slog.Record) error {
 // the runtime's own (retries) and an action's (the log action, through the
 // default executor).
 func TestLogger(t *testing.T) {
-	wf := loadSrc(t, testRegistry(t), `version: 1
-nodes:
-  fan:
-    map: {over: "[1]", to: work}
-  work:
-    action: fail
-    with: {times: 1}
-    retry: {max_attempts: 2, delay: 1ms}
-    next: say
-  say:
-    action: log
-    with: {message: "done ${{ input.item }}", level: warn}
-`)
+	wf := loadArchive(t, testRegistry(t), "seams", "logger.yaml")
 	var got []string
 	_, err := runtime.Run(context.Background(), wf, nil, runtime.Options{RunID: "r1", Logger: slog.New(&records{out: &got})})
 	if err != nil {
@@ -179,14 +167,7 @@ nodes:
 // TestObservers tells every event to each observer, and item progress only to
 // those that are not Notable.
 func TestObservers(t *testing.T) {
-	wf := loadSrc(t, testRegistry(t), `version: 1
-nodes:
-  fan:
-    map: {over: "[1, 2]", to: work, max_failures: 1}
-  work:
-    action: fail
-    with: {times: "${{ input.item - 1 }}"}
-`)
+	wf := loadArchive(t, testRegistry(t), "seams", "observers.yaml")
 	var mu sync.Mutex
 	count := func(into map[string]int) runtime.Observer {
 		return runtime.ObserverFunc(func(e *runtime.Event) {
