@@ -27,7 +27,11 @@ func (c *chain) invoke(ctx context.Context, node *spec.Node, vars map[string]any
 	if node.With != nil {
 		x, err := node.With.Eval(c.m, vars)
 		if err != nil {
-			return nil, &ItemError{Node: node, Kind: KindExpression, Err: err}
+			var read []string // the message may quote what secret() gave
+			if s := c.r.secrets.Load(); s != nil {
+				read = *s
+			}
+			return nil, &ItemError{Node: node, Kind: KindExpression, Err: maskError(err, read)}
 		}
 		obj, ok := x.(map[string]any)
 		if !ok {
@@ -143,7 +147,7 @@ func (c *chain) attempt(ctx context.Context, node *spec.Node, with map[string]an
 	case <-actx.Done():
 		res.err = context.Cause(actx)
 	}
-	secrets := a.Secrets(call.Params)
+	secrets := c.r.secretsOf(a, call.Params)
 	if res.err != nil {
 		ie := c.classify(node, actx, res.err)
 		ie.Err = maskError(ie.Err, secrets)

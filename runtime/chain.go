@@ -87,10 +87,10 @@ func (c *chain) inputView() any {
 func (c *chain) vars() map[string]any {
 	if v := c.scratchVars; v != nil {
 		clear(v)
-		v["state"], v["input"], v["run"], v["env"] = c.stateView(), c.inputView(), c.r.runVar, c.r.envFn
+		v["state"], v["input"], v["run"], v["env"], v["secret"] = c.stateView(), c.inputView(), c.r.runVar, c.r.envFn, c.r.secretFn
 		return v
 	}
-	return map[string]any{"state": c.stateView(), "input": c.inputView(), "run": c.r.runVar, "env": c.r.envFn}
+	return map[string]any{"state": c.stateView(), "input": c.inputView(), "run": c.r.runVar, "env": c.r.envFn, "secret": c.r.secretFn}
 }
 
 func (c *chain) run(ctx context.Context, start *spec.Node) error {

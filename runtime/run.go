@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -154,9 +155,12 @@ type run struct {
 	// obs are the observers of every event; itemObs those of item.started and
 	// item.finished too.
 	obs, itemObs []Observer
-	// runVar is the `run` variable; envFn the `env` function.
-	runVar map[string]any
-	envFn  spec.EnvFunc
+	// runVar is the `run` variable; envFn and secretFn the `env` and `secret`
+	// functions; secrets the values secret() has read, masked in what calls return.
+	runVar   map[string]any
+	envFn    spec.EnvFunc
+	secretFn spec.SecretFunc
+	secrets  atomic.Pointer[[]string]
 
 	journal *journal.Journal
 	replay  *journal.Replay
@@ -196,14 +200,25 @@ func newRun(wf *spec.Workflow, opts Options) *run {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	r.envFn = func(name string, def ...any) any {
+	r.envFn = func(name string, def ...any) (any, error) {
+		if spec.LooksSecret(name) {
+			return nil, fmt.Errorf("env(%q): the name looks like a secret's: read it with secret(%q) in an action's with:", name, name)
+		}
 		if v := getenv(name); v != "" {
-			return v
+			return v, nil
 		}
 		if len(def) > 0 {
-			return def[0]
+			return def[0], nil
 		}
-		return ""
+		return "", nil
+	}
+	r.secretFn = func(name string) (string, error) {
+		v := getenv(name)
+		if v == "" {
+			return "", fmt.Errorf("secret(%q): the environment variable %s is not set", name, name)
+		}
+		r.addSecret(v)
+		return v, nil
 	}
 	if r.exec == nil {
 		r.exec = wf.Registry.Local(action.Env{Dir: wf.Dir, Getenv: getenv, Logger: opts.Logger, Sleep: r.clock.Sleep})
@@ -319,6 +334,32 @@ func (r *run) failureList() []Failure {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]Failure(nil), r.failures...)
+}
+
+// addSecret adds a value secret() read to those masked.
+func (r *run) addSecret(v string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.secrets.Load()
+	if old != nil && slices.Contains(*old, v) {
+		return
+	}
+	var list []string
+	if old != nil {
+		list = append(list, *old...)
+	}
+	list = append(list, v)
+	r.secrets.Store(&list)
+}
+
+// secretsOf lists what must not appear in what a call of a returns: the values of
+// its secret parameters and every value secret() has read.
+func (r *run) secretsOf(a *action.Spec, p action.Params) []string {
+	out := a.Secrets(p)
+	if read := r.secrets.Load(); read != nil {
+		out = append(out, *read...)
+	}
+	return out
 }
 
 // NewRunID returns a new run id: the start time, sortable, and random letters.

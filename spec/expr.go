@@ -24,8 +24,27 @@ type Expr struct {
 }
 
 // EnvFunc is the type of the `env(name, default)` function in expressions; the
-// runtime supplies one per run under the variable name "env".
-type EnvFunc = func(name string, def ...any) any
+// runtime supplies one per run under the variable name "env". It refuses names that
+// look like secrets' (LooksSecret).
+type EnvFunc = func(name string, def ...any) (any, error)
+
+// SecretFunc is the type of the `secret(name)` function, which reads an
+// environment variable as a secret; the runtime supplies one per run under the
+// variable name "secret", visible only in an action's with:.
+type SecretFunc = func(name string) (string, error)
+
+// LooksSecret reports whether an environment variable's name looks like a
+// secret's: it contains KEY, TOKEN, SECRET, PASSWORD or CREDENTIAL, in any case.
+// env() refuses such names; secret() reads them.
+func LooksSecret(name string) bool {
+	up := strings.ToUpper(name)
+	for _, w := range []string{"KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL"} {
+		if strings.Contains(up, w) {
+			return true
+		}
+	}
+	return false
+}
 
 // exprMemoryBudget bounds what one evaluation may allocate, in expr's units (about
 // one per element built): well above a fan-out of limits.max_items (1,000,000 by
@@ -80,17 +99,21 @@ type scope struct {
 	output bool   // output: in update, set, next
 	errVar bool   // error: in on_error and retry.when
 	reduce bool   // current and update, in a reducer expression
+	secret bool   // secret(): in an action's with
 	// outputs, when known, are the fields output has (an action's declared output).
 	outputs []string
 	// outputOf names what produces output, for messages.
 	outputOf string
 }
 
-var envFuncType = types.TypeOf(EnvFunc(nil))
+var (
+	envFuncType    = types.TypeOf(EnvFunc(nil))
+	secretFuncType = types.TypeOf(SecretFunc(nil))
+)
 
 // key identifies what a scope makes visible, for caching compiled values.
 func (sc *scope) key() string {
-	return fmt.Sprintf("%t/%s/%t/%t/%t/%q/%s", sc.state, sc.item, sc.output, sc.errVar, sc.reduce, sc.outputs, sc.outputOf)
+	return fmt.Sprintf("%t/%s/%t/%t/%t/%t/%q/%s", sc.state, sc.item, sc.output, sc.errVar, sc.reduce, sc.secret, sc.outputs, sc.outputOf)
 }
 
 func (sc *scope) env() types.Map {
@@ -107,6 +130,9 @@ func (sc *scope) env() types.Map {
 	}
 	if sc.errVar {
 		env["error"] = open
+	}
+	if sc.secret {
+		env["secret"] = secretFuncType
 	}
 	if sc.reduce {
 		env["current"], env["update"] = types.Any, types.Any
@@ -167,7 +193,8 @@ func (p *parser) compile(src string, loc locator, off int, sc *scope) *Expr {
 	}
 	code, back := escapeControls(src)
 	check := &astCheck{p: p, sc: sc, loc: func(o int) Pos { return loc(back(o)) }, off: off}
-	prog, err := expr.Compile(code, expr.Env(sc.env()), expr.MaxNodes(maxExprNodes), expr.Patch(check))
+	opts := append([]expr.Option{expr.Env(sc.env()), expr.MaxNodes(maxExprNodes), expr.Patch(check)}, exprFunctions...)
+	prog, err := expr.Compile(code, opts...)
 	if err != nil {
 		var fe *file.Error
 		if strings.Contains(err.Error(), "exceeds maximum allowed nodes") {
@@ -247,6 +274,8 @@ func (p *parser) exprHint(msg string, sc *scope) string {
 		return "; a map's item variable is only visible in the map's route and with: pass it on in with and read input.<name>"
 	}
 	switch name {
+	case "secret":
+		return "; secret() is only visible in an action's with: (its value goes to the action, and is masked everywhere else)"
 	case "output":
 		return "; output is only visible in update, set and next"
 	case "error":
@@ -271,6 +300,13 @@ type astCheck struct {
 }
 
 func (c *astCheck) Visit(node *ast.Node) {
+	if patchBounds(node) {
+		return
+	}
+	if call, ok := (*node).(*ast.CallNode); ok {
+		c.checkEnv(call)
+		return
+	}
 	if id, ok := (*node).(*ast.IdentifierNode); ok && id.Value == "$env" {
 		c.errs = append(c.errs, &Error{Pos: c.loc(c.off + id.Location().From),
 			Msg: "$env is not available in flowrun: use state, input, output, run or env(name)"})
@@ -301,6 +337,21 @@ func (c *astCheck) Visit(node *ast.Node) {
 				c.sc.outputOf, prop.Value, suggestOrList(prop.Value, c.sc.outputs, "outputs"))})
 		}
 	}
+}
+
+// checkEnv refuses env("NAME") of a name that looks like a secret's.
+func (c *astCheck) checkEnv(call *ast.CallNode) {
+	fn, ok := call.Callee.(*ast.IdentifierNode)
+	if !ok || fn.Value != "env" || !c.sc.state || len(call.Arguments) == 0 {
+		return
+	}
+	name, ok := call.Arguments[0].(*ast.StringNode)
+	if !ok || !LooksSecret(name.Value) {
+		return
+	}
+	c.errs = append(c.errs, &Error{Pos: c.loc(c.off + name.Location().From), Msg: fmt.Sprintf(
+		"env(%q) would put a secret into the workflow's data: read it with secret(%q) in an action's with:, where it is masked in everything flowrun writes",
+		name.Value, name.Value)})
 }
 
 func suggestOrList(name string, names []string, what string) string {
