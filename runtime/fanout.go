@@ -184,33 +184,47 @@ func (fo *fanout) work(m *spec.VM) {
 }
 
 // item runs item i's chain.
-func (fo *fanout) item(w *worker, i int) (res *itemResult) {
-	c, r, m, vars := fo.c, fo.c.r, w.m, w.vars
+func (fo *fanout) item(w *worker, i int) *itemResult {
+	c, r := fo.c, fo.c.r
 	path := strconv.Itoa(i)
 	if c.path != "" {
 		path = c.path + "/" + path
 	}
 	ch := &w.ch
-	*ch = chain{r: r, wf: c.wf, dir: c.dir, m: m, snap: fo.snap, path: path, keyPrefix: fo.key, keyIndex: i,
+	*ch = chain{r: r, wf: c.wf, dir: c.dir, m: w.m, snap: fo.snap, path: path, keyPrefix: fo.key, keyIndex: i,
 		owner: fo.stats, depth: c.depth + 1, scratchVars: w.env}
-	var start time.Time
-	if len(r.obs) > 0 {
-		start = r.now()
-	}
 	if r.replay != nil && r.replay.Items > 0 {
 		rec, err := r.replay.Item(ch.chainKey())
 		if rec != nil || err != nil {
-			res = fo.replayed(rec, err)
+			res := fo.replayed(rec, err)
 			r.emit(Event{Type: ItemFinished, Workflow: c.wf.Name, Node: fo.node.Name, Item: path, Replayed: true})
 			return res
 		}
 	}
-	if len(r.obs) > 0 {
-		r.emit(Event{Type: ItemStarted, Workflow: c.wf.Name, Node: fo.node.Name, Item: path})
-		defer func() { fo.itemEvent(res, path, start) }()
+	// Observers of item progress hear of every item; the others of failed ones.
+	watch, progress := len(r.obs) > 0, len(r.itemObs) > 0
+	var start time.Time
+	if watch {
+		start = r.now()
 	}
+	if progress {
+		r.emit(Event{Type: ItemStarted, Workflow: c.wf.Name, Node: fo.node.Name, Item: path})
+	}
+	res := fo.runItem(w, ch, i)
+	if res.err == nil && r.journal != nil {
+		w.record(ch, res)
+	}
+	if watch && (progress || res.err != nil) {
+		fo.itemEvent(res, path, start)
+	}
+	return res
+}
+
+// runItem routes item i, makes its input and runs its chain.
+func (fo *fanout) runItem(w *worker, ch *chain, i int) *itemResult {
 	var target *spec.Node
 	if mp := fo.node.Map; mp != nil {
+		m, vars := w.m, w.vars
 		item, index := fo.tasks.at(i), any(i) // boxed once for both maps
 		vars[mp.As], vars["index"] = item, index
 		to, ok, err := pick(m, mp.Route, vars)
@@ -235,18 +249,15 @@ func (fo *fanout) item(w *worker, i int) (res *itemResult) {
 	} else {
 		target, ch.input = fo.node.Parallel[i], fo.input
 	}
-	if err := ch.run(fo.ctx, target); err == nil {
-		res = &itemResult{updates: ch.buf, handled: ch.handledList}
-	} else if skip := (errSkip{}); errors.As(err, &skip) {
+	err := ch.run(fo.ctx, target)
+	if err == nil {
+		return &itemResult{updates: ch.buf, handled: ch.handledList}
+	}
+	if skip := (errSkip{}); errors.As(err, &skip) {
 		ch.handled(skip.cause.Node, skip.cause)
-		res = &itemResult{skipped: true, handled: ch.handledList}
-	} else {
-		return &itemResult{err: asItemError(target, KindAction, err)}
+		return &itemResult{skipped: true, handled: ch.handledList}
 	}
-	if r.journal != nil {
-		w.record(ch, res)
-	}
-	return res
+	return &itemResult{err: asItemError(target, KindAction, err)}
 }
 
 // record journals a finished item.
