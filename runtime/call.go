@@ -52,6 +52,9 @@ func (c *chain) invoke(ctx context.Context, node *spec.Node, vars map[string]any
 		}
 		with = inputs
 	}
+	if c.started.IsZero() {
+		c.started = c.r.now()
+	}
 	for attempt := 1; ; attempt++ {
 		out, err := c.attempt(ctx, node, with, attempt)
 		if err == nil {

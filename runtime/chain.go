@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/flowrun/flowrun/journal"
 	"github.com/flowrun/flowrun/spec"
@@ -52,6 +53,8 @@ type chain struct {
 	// scratchVars, in an item, is its worker's map for vars(): reused node after
 	// node and item after item, since nothing keeps the variables past a step.
 	scratchVars map[string]any
+	// started is when the chain's first action (or sub-workflow) started.
+	started time.Time
 }
 
 // stateView is the state this chain's expressions see now.

@@ -201,20 +201,22 @@ func (fo *fanout) item(w *worker, i int) *itemResult {
 			return res
 		}
 	}
-	// Observers of item progress hear of every item; the others of failed ones.
-	watch, progress := len(r.obs) > 0, len(r.itemObs) > 0
+	// Observers of item progress hear of every item; the others only of failed
+	// ones, timed from the item's first action (no clock is read per item for them).
+	progress := len(r.itemObs) > 0
 	var start time.Time
-	if watch {
-		start = r.now()
-	}
 	if progress {
+		start = r.now()
 		r.emit(Event{Type: ItemStarted, Workflow: c.wf.Name, Node: fo.node.Name, Item: path})
 	}
 	res := fo.runItem(w, ch, i)
 	if res.err == nil && r.journal != nil {
 		w.record(ch, res)
 	}
-	if watch && (progress || res.err != nil) {
+	if progress || res.err != nil && len(r.obs) > 0 {
+		if start.IsZero() {
+			start = ch.started
+		}
 		fo.itemEvent(res, path, start)
 	}
 	return res
@@ -320,7 +322,10 @@ func replayedItem(wf *spec.Workflow, rec *journal.Item) ([]update, []Failure, er
 
 func (fo *fanout) itemEvent(res *itemResult, path string, start time.Time) {
 	r := fo.c.r
-	ev := Event{Type: ItemFinished, Workflow: fo.c.wf.Name, Node: fo.node.Name, Item: path, DurationMS: ms(r.now().Sub(start))}
+	ev := Event{Type: ItemFinished, Workflow: fo.c.wf.Name, Node: fo.node.Name, Item: path}
+	if !start.IsZero() {
+		ev.DurationMS = ms(r.now().Sub(start))
+	}
 	if res.err != nil {
 		if res.err.Kind == KindCancel && fo.ctx.Err() != nil {
 			return // cancelled, not failed: the node's event says why
