@@ -39,6 +39,9 @@ type Env struct {
 	Dir string
 	// AllowPaths are directories file actions may use besides Dir.
 	AllowPaths []string
+	// Private are directories no file action may use, even inside Dir or
+	// AllowPaths: the run store.
+	Private []string
 	// AllowExec permits the exec action.
 	AllowExec bool
 	// Getenv reads an environment variable; nil means os.Getenv.

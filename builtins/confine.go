@@ -35,12 +35,40 @@ func confine(e *action.Env, name string) (place, error) {
 	if err != nil {
 		return place{}, action.Permanentf("path %q: %v", name, err)
 	}
+	for _, p := range e.Private {
+		if rp, err := realPath(absolute(e, p)); err == nil {
+			if _, in := inside(rp, real); in {
+				return place{}, action.Permanentf("path %q lies in flowrun's run store (%s), which actions may not use", name, p)
+			}
+		}
+	}
 	for _, d := range dirs {
 		if rel, ok := inside(d, real); ok {
 			return place{root: d, rel: rel}, nil
 		}
 	}
 	return place{}, outside(name, shown)
+}
+
+// absolute resolves p against the base directory when it is relative.
+func absolute(e *action.Env, p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(baseDir(e), p)
+}
+
+// private reports whether the directory abs (links resolved) is, or lies in, a
+// private directory: file.list does not look inside.
+func private(e *action.Env, abs string) bool {
+	for _, p := range e.Private {
+		if rp, err := realPath(absolute(e, p)); err == nil {
+			if _, in := inside(rp, abs); in {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // baseDir is the directory relative paths resolve against.

@@ -22,7 +22,9 @@ import (
 
 const confinementDoc = `Paths are relative to the workflow file's directory. They must stay inside it, or
 inside a directory given with ` + "`--allow-path DIR`" + `: ` + "`..`" + ` escapes, absolute paths
-elsewhere and symbolic links that lead outside are refused with a permanent error.`
+elsewhere and symbolic links that lead outside are refused with a permanent error. The
+run store (` + "`.flowrun/`" + `, or ` + "`--store DIR`" + `) is out of reach even inside those
+directories.`
 
 func fileRead() *action.Spec {
 	return &action.Spec{
@@ -399,7 +401,7 @@ func runList(_ context.Context, call *action.Call, env *action.Env) (map[string]
 		}
 		parts := strings.Split(rel, "/")
 		if d.IsDir() {
-			if !deep && len(parts) >= len(glob) {
+			if !deep && len(parts) >= len(glob) || len(env.Private) > 0 && private(env, filepath.Join(pl.root, filepath.FromSlash(p))) {
 				return fs.SkipDir
 			}
 			return nil

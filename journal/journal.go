@@ -79,7 +79,7 @@ type Journal struct {
 // Open opens (or creates) the journal at path for appending, after cutting off
 // anything past the last good record. It writes and fsyncs batches every interval.
 func Open(path string, interval time.Duration) (*Journal, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 // lockFile takes an exclusive lock on path, failing at once if another process
 // holds it. The lock ends with the process, however it ends.
 func lockFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}

@@ -5,15 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/flowrun/flowrun/action"
 	"github.com/flowrun/flowrun/journal"
 	"github.com/flowrun/flowrun/runtime"
 	"github.com/flowrun/flowrun/spec"
+	"github.com/flowrun/flowrun/value"
 )
 
 // journalInterval is how often the journal is written and fsynced.
@@ -39,10 +42,10 @@ type Session struct {
 	replay  *journal.Replay // nil for a new run
 }
 
-// Create starts a stored run of wf with inputs (checked already): its folder, a
-// copy of the workflow, its metadata. meta gives the run's id (a new one when
-// empty), how the workflow was named, and the flags to record; the rest is filled
-// in.
+// Create starts a stored run of wf with inputs (checked already): its folder, with
+// its metadata, its inputs and a copy of the workflow, appears whole or not at all.
+// meta gives the run's id (a new one when empty), how the workflow was named, and
+// the flags to record; the rest is filled in.
 func (s *Store) Create(wf *spec.Workflow, inputs map[string]any, meta Meta) (*Session, error) {
 	if meta.ID == "" {
 		meta.ID = runtime.NewRunID(time.Now())
@@ -54,23 +57,49 @@ func (s *Store) Create(wf *spec.Workflow, inputs map[string]any, meta Meta) (*Se
 		meta.Workflow = wf.File
 	}
 	meta.Path = filepath.Join(wf.Dir, filepath.Base(wf.File))
-	meta.Name, meta.Hash, meta.Inputs = wf.Name, wf.Hash, inputs
-	dir := s.runDir(meta.ID)
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return nil, fmt.Errorf("run store: %w", err)
-	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("run %s exists already in %s: resume it with flowrun resume %s, or choose another --run-id", meta.ID, s.Dir, meta.ID)
-		}
-		return nil, fmt.Errorf("run store: %w", err)
-	}
-	if err := copyWorkflow(filepath.Join(dir, "workflow"), wf); err != nil {
-		return nil, fmt.Errorf("run store: copying the workflow: %w", err)
-	}
+	meta.Name, meta.Hash = wf.Name, wf.Hash
 	meta.Status, meta.Started, meta.PID = StatusRunning, time.Now().UTC(), os.Getpid()
-	ss := &Session{Meta: meta, Workflow: wf, Inputs: inputs, dir: dir}
-	if err := ss.open(); err != nil {
+	runs := filepath.Join(s.Dir, "runs")
+	if err := os.MkdirAll(runs, dirMode); err != nil {
+		return nil, storeError(s.Dir, err)
+	}
+	dir := s.runDir(meta.ID)
+	exists := func() error {
+		return fmt.Errorf("run %s exists already in %s: resume it with flowrun resume %s, or choose another --run-id", meta.ID, s.Dir, meta.ID)
+	}
+	if _, err := os.Lstat(dir); err == nil {
+		return nil, exists()
+	}
+	// Everything is made in a hidden folder, renamed into place when complete: a
+	// kill leaves no half-made run (hidden folders are not runs).
+	tmp, err := os.MkdirTemp(runs, ".new-"+meta.ID+"-")
+	if err != nil {
+		return nil, storeError(s.Dir, err)
+	}
+	ss := &Session{Meta: meta, Workflow: wf, Inputs: inputs, dir: tmp}
+	err = writeFile(filepath.Join(tmp, "inputs.json"), value.Append(nil, inputs))
+	if err == nil {
+		err = copyWorkflow(filepath.Join(tmp, "workflow"), wf)
+	}
+	if err == nil {
+		err = ss.lockAndWrite()
+	}
+	if err == nil {
+		if _, serr := os.Lstat(dir); serr == nil {
+			err = exists()
+		} else if err = os.Rename(tmp, dir); err != nil {
+			err = storeError(s.Dir, err)
+		}
+	}
+	if err != nil {
+		if ss.lock != nil {
+			unlockFile(ss.lock)
+		}
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	ss.dir = dir
+	if err := ss.openJournal(); err != nil {
 		return nil, err
 	}
 	return ss, nil
@@ -115,7 +144,11 @@ func (s *Store) Reopen(id string, reg *action.Registry, force bool) (*Session, e
 			return nil, &ChangedError{ID: id, File: file, Change: ss.Changed}
 		}
 	}
-	if ss.Inputs, err = runtime.CheckInputs(wf, meta.Inputs); err != nil {
+	stored, err := s.inputs(meta)
+	if err != nil {
+		return nil, err
+	}
+	if ss.Inputs, err = runtime.CheckInputs(wf, stored); err != nil {
 		return nil, fmt.Errorf("the inputs of run %s do not fit the workflow now: %w", id, err)
 	}
 	if ss.replay, err = journal.Read(filepath.Join(ss.dir, "journal.log")); err != nil {
@@ -125,37 +158,58 @@ func (s *Store) Reopen(id string, reg *action.Registry, force bool) (*Session, e
 	m := &ss.Meta
 	m.Resumes++
 	m.Hash, m.Status, m.Finished, m.Error, m.PID = wf.Hash, StatusRunning, nil, "", os.Getpid()
-	if err := ss.open(); err != nil {
+	if err := ss.lockAndWrite(); err != nil {
+		return nil, err
+	}
+	if err := ss.openJournal(); err != nil {
 		return nil, err
 	}
 	return ss, nil
 }
 
-// open takes the run's lock, writes its metadata and opens its journal.
-func (ss *Session) open() error {
+// lockAndWrite takes the run's lock and writes its metadata.
+func (ss *Session) lockAndWrite() error {
 	lock, err := lockFile(filepath.Join(ss.dir, "lock"))
 	if err != nil {
+		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+			return storeError(filepath.Dir(filepath.Dir(ss.dir)), err)
+		}
 		return fmt.Errorf("run %s is running in another process (pid %d): %w", ss.Meta.ID, ss.Meta.PID, err)
 	}
 	ss.lock = lock
 	if err := ss.writeMeta(); err != nil {
 		unlockFile(lock)
-		return err
-	}
-	if ss.journal, err = journal.Open(filepath.Join(ss.dir, "journal.log"), journalInterval); err != nil {
-		unlockFile(lock)
+		ss.lock = nil
 		return err
 	}
 	return nil
 }
 
+func (ss *Session) openJournal() error {
+	j, err := journal.Open(filepath.Join(ss.dir, "journal.log"), journalInterval)
+	if err != nil {
+		unlockFile(ss.lock)
+		return storeError(ss.dir, err)
+	}
+	ss.journal = j
+	return nil
+}
+
 // Run runs the session's workflow with opts, journalling its work and keeping its
 // notable events in events.jsonl, and records how it ended. opts' RunID, Journal
-// and Replay are the session's. The error is the run's (a *runtime.RunError when
-// it failed); a failure to record the end is returned too (errors.Join).
+// and Replay are the session's. Without an Executor, the run's actions run in this
+// process as runtime.Run's default, with the store out of their reach; an Executor
+// of the caller's should keep them out too (action.Env.Private). The error is the
+// run's (a *runtime.RunError when it failed); a failure to record the end is
+// returned too (errors.Join).
 func (ss *Session) Run(ctx context.Context, opts runtime.Options) (*runtime.Result, error) {
 	opts.RunID, opts.Journal, opts.Replay = ss.Meta.ID, ss.journal, ss.replay
-	events, err := os.OpenFile(filepath.Join(ss.dir, "events.jsonl"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if opts.Executor == nil {
+		// The default executor's, with the store out of its file actions' reach.
+		opts.Executor = ss.Workflow.Registry.Local(action.Env{Dir: ss.Workflow.Dir, Getenv: opts.Getenv,
+			Logger: opts.Logger, Sleep: sleepOf(opts.Clock), Private: []string{filepath.Dir(filepath.Dir(ss.dir))}})
+	}
+	events, err := os.OpenFile(filepath.Join(ss.dir, "events.jsonl"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, fileMode)
 	if err != nil {
 		return nil, errors.Join(err, ss.Close(nil, err))
 	}
@@ -170,6 +224,13 @@ func (ss *Session) Run(ctx context.Context, opts runtime.Options) (*runtime.Resu
 		eerr = fmt.Errorf("run %s: events: %w", ss.Meta.ID, eerr)
 	}
 	return res, errors.Join(runErr, ss.Close(res, runErr), eerr)
+}
+
+func sleepOf(c runtime.Clock) func(context.Context, time.Duration) error {
+	if c == nil {
+		return nil
+	}
+	return c.Sleep
 }
 
 // Close records how the run ended, with its output when it succeeded, and
@@ -217,8 +278,8 @@ func (ss *Session) writeMeta() error {
 		return err
 	}
 	tmp := filepath.Join(ss.dir, "meta.json.tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("run store: %w", err)
+	if err := writeFile(tmp, append(b, '\n')); err != nil {
+		return storeError(ss.dir, err)
 	}
 	return os.Rename(tmp, filepath.Join(ss.dir, "meta.json"))
 }
@@ -238,10 +299,10 @@ func copyWorkflow(dir string, wf *spec.Workflow) error {
 			rel = filepath.Join("_outside", strings.ReplaceAll(filepath.Clean(filepath.Join(w.Dir, filepath.Base(w.File))), string(filepath.Separator), "_"))
 		}
 		path := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
 			return err
 		}
-		if err := os.WriteFile(path, w.Source, 0o644); err != nil {
+		if err := writeFile(path, w.Source); err != nil {
 			return err
 		}
 		for _, inc := range w.Includes {

@@ -16,10 +16,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/flowrun/flowrun/journal"
@@ -49,11 +51,10 @@ type Meta struct {
 	Path     string `json:"path"`
 	Name     string `json:"name"`
 	Hash     string `json:"hash"`
-	// Inputs are the run's inputs; the flags below change what it may do.
-	Inputs     map[string]any `json:"inputs"`
-	MaxWorkers int            `json:"max_workers,omitempty"`
-	AllowExec  bool           `json:"allow_exec,omitempty"`
-	AllowPaths []string       `json:"allow_paths,omitempty"`
+	// The flags the last attempt ran with (the inputs are kept in inputs.json).
+	MaxWorkers int      `json:"max_workers,omitempty"`
+	AllowExec  bool     `json:"allow_exec,omitempty"`
+	AllowPaths []string `json:"allow_paths,omitempty"`
 
 	Status   string     `json:"status"`
 	Started  time.Time  `json:"started"`
@@ -93,13 +94,20 @@ func (s *Store) Meta(id string) (Meta, error) {
 	}
 	var m Meta
 	if err := json.Unmarshal(b, &m); err != nil {
-		return Meta{}, fmt.Errorf("run %s: meta.json: %w", id, err)
+		return Meta{}, fmt.Errorf("run %s: %s is damaged (%v): the run cannot be resumed; start it again", id, filepath.Join(dir, "meta.json"), err)
 	}
-	if in, err := value.Normalize(m.Inputs); err == nil { // decoded by encoding/json: whole numbers as float64
-		m.Inputs, _ = in.(map[string]any)
+	if m.ID != id || m.Started.IsZero() || m.Path == "" || m.Status == "" {
+		return Meta{}, fmt.Errorf("run %s: %s is damaged (it lacks the run's id, start, workflow or status): the run cannot be resumed; start it again", id, filepath.Join(dir, "meta.json"))
 	}
-	if m.Status == StatusRunning && !lockHeld(filepath.Join(dir, "lock")) {
-		m.Status = StatusStopped
+	switch m.Status {
+	case StatusRunning:
+		if !lockHeld(filepath.Join(dir, "lock")) {
+			m.Status = StatusStopped
+		}
+	case StatusSucceeded, StatusFailed, StatusInterrupted:
+		if m.Finished == nil {
+			m.Status = StatusStopped // it did not get to record its end
+		}
 	}
 	return m, nil
 }
@@ -157,6 +165,58 @@ func (s *Store) Result(id string) (map[string]any, []string, error) {
 // WorkflowCopy returns the path of the stored copy of the run's workflow file.
 func (s *Store) WorkflowCopy(m Meta) string {
 	return filepath.Join(s.runDir(m.ID), "workflow", filepath.Base(m.Path))
+}
+
+// inputs reads a run's inputs: inputs.json, or the "inputs" of an older meta.json.
+func (s *Store) inputs(m Meta) (map[string]any, error) {
+	dir := s.runDir(m.ID)
+	b, err := os.ReadFile(filepath.Join(dir, "inputs.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		var old struct {
+			Inputs map[string]any `json:"inputs"`
+		}
+		if b, err = os.ReadFile(filepath.Join(dir, "meta.json")); err == nil {
+			if err = json.Unmarshal(b, &old); err == nil {
+				b = value.Append(nil, old.Inputs)
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("run %s: reading its inputs: %w", m.ID, err)
+	}
+	v, err := value.DecodeExact(b)
+	in, ok := v.(map[string]any)
+	if err != nil || !ok && v != nil {
+		return nil, fmt.Errorf("run %s: %s is damaged: the run cannot be resumed; start it again", m.ID, filepath.Join(dir, "inputs.json"))
+	}
+	return in, nil
+}
+
+// Files and folders of the store are private to their owner: a run's inputs and
+// outputs may be anything.
+const (
+	fileMode = 0o600
+	dirMode  = 0o700
+)
+
+// writeFile writes a file of the store.
+func writeFile(path string, data []byte) error { return os.WriteFile(path, data, fileMode) }
+
+// storeError explains an error of the store's file system: a store that cannot be
+// written says so, not that a run is busy.
+func storeError(dir string, err error) error {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+		return fmt.Errorf("run store %s cannot be written (%v): give another with --store DIR, or --store none", dir, unwrapPath(err))
+	}
+	return fmt.Errorf("run store: %w", err)
+}
+
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 func checkID(id string) error {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -70,15 +72,32 @@ func (e *env) resume(c *cli.Context, id string) error {
 	if ss.Changed != "" {
 		fmt.Fprintf(e.stderr, "flowrun: %s changed since run %s started (%s); continuing with the new file (--force)\n", meta.Workflow, id, ss.Changed)
 	}
-	// The flags of the run hold unless resume gives its own.
+	// A stored flag grants nothing: the run gets what this command allows. Only
+	// --max-workers, which grants nothing, carries over.
 	if !c.IsSet("max-workers") {
 		fl.maxWorkers = meta.MaxWorkers
 	}
-	fl.allowExec = fl.allowExec || meta.AllowExec
-	fl.allowPaths = append(append([]string(nil), meta.AllowPaths...), fl.allowPaths...)
+	if again := flagsToRepeat(meta, fl); again != "" {
+		fmt.Fprintf(e.stderr, "flowrun: run %s was started with %s; this resume does not allow it: give it again to allow it\n", id, again)
+	}
 	ss.Meta.MaxWorkers, ss.Meta.AllowExec, ss.Meta.AllowPaths = fl.maxWorkers, fl.allowExec, fl.allowPaths
 	fmt.Fprintf(e.stderr, "flowrun: resuming run %s: %d items finished before\n", id, ss.Replayed)
 	return e.execute(c, ss.Workflow, ss.Inputs, fl, ss)
+}
+
+// flagsToRepeat lists the --allow-* flags a run was started with that a resume
+// does not give again.
+func flagsToRepeat(meta store.Meta, fl runFlagValues) string {
+	var again []string
+	if meta.AllowExec && !fl.allowExec {
+		again = append(again, "--allow-exec")
+	}
+	for _, p := range meta.AllowPaths {
+		if !slices.Contains(fl.allowPaths, p) {
+			again = append(again, "--allow-path "+p)
+		}
+	}
+	return strings.Join(again, " ")
 }
 
 func (e *env) runsCommand() *cli.Command {

@@ -160,8 +160,13 @@ func (e *env) execute(c *cli.Context, wf *spec.Workflow, inputs map[string]any, 
 		pr = startProgress(e.stderr, opts.Stats, wf.Name)
 		logTo = pr
 	}
-	opts.Executor = e.reg.Local(action.Env{Dir: wf.Dir, AllowExec: fl.allowExec, AllowPaths: fl.allowPaths,
-		Logger: slog.New(&lineHandler{w: logTo})})
+	env := action.Env{Dir: wf.Dir, AllowExec: fl.allowExec, AllowPaths: fl.allowPaths, Logger: slog.New(&lineHandler{w: logTo})}
+	if st := storeOf(c); st != nil {
+		if abs, err := filepath.Abs(st.Dir); err == nil {
+			env.Private = []string{abs}
+		}
+	}
+	opts.Executor = e.reg.Local(env)
 	var res *runtime.Result
 	var runErr error
 	if ss != nil {
