@@ -83,6 +83,9 @@ type Param struct {
 	Doc      string
 	// Secret parameters (API keys) are never shown in errors, logs or events.
 	Secret bool
+	// SecretKeys, for an object parameter, are the keys (in any case) whose values
+	// are secret: the Authorization header among a request's headers.
+	SecretKeys []string
 }
 
 // OneOf is a group of mutually exclusive parameters.

@@ -1,6 +1,8 @@
 package action
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/flowrun/flowrun/value"
@@ -98,14 +100,30 @@ func (p Params) Strings(name string) []string {
 	return out
 }
 
-// Secrets returns the values of the call's secret parameters (Param.Secret) that
-// are non-empty strings: what must never appear in errors, outputs or logs.
+// Secrets returns the secret values of a call's parameters, what must never
+// appear in errors, outputs or logs: the non-empty values of secret parameters
+// (Param.Secret) and of an object parameter's secret keys (Param.SecretKeys). A
+// value "Scheme credential" (an Authorization header) gives its credential too.
 func (s *Spec) Secrets(p Params) []string {
 	var out []string
 	for i := range s.Params {
-		if s.Params[i].Secret {
-			if v := p.String(s.Params[i].Name); v != "" {
+		prm := &s.Params[i]
+		if prm.Secret {
+			if v := p.String(prm.Name); v != "" {
 				out = append(out, v)
+			}
+		}
+		if len(prm.SecretKeys) == 0 {
+			continue
+		}
+		for k, v := range p.Object(prm.Name) {
+			str, ok := v.(string)
+			if !ok || str == "" || !slices.ContainsFunc(prm.SecretKeys, func(sk string) bool { return strings.EqualFold(sk, k) }) {
+				continue
+			}
+			out = append(out, str)
+			if _, cred, ok := strings.Cut(str, " "); ok && len(strings.TrimSpace(cred)) >= 4 {
+				out = append(out, strings.TrimSpace(cred))
 			}
 		}
 	}

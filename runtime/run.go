@@ -11,6 +11,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -358,6 +359,9 @@ func (r *run) secretsOf(a *action.Spec, p action.Params) []string {
 	out := a.Secrets(p)
 	if read := r.secrets.Load(); read != nil {
 		out = append(out, *read...)
+	}
+	if len(out) > 1 { // the longest first, so that one inside another is masked alike every time
+		slices.SortFunc(out, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
 	}
 	return out
 }

@@ -20,7 +20,7 @@ func (p *parser) workflowNode(node *Node, m *mapping, what string) {
 	}
 	node.WorkflowRef = ref
 	node.Workflow = p.include(wn, ref)
-	p.with(node, m, what, "inputs", "workflow", func(at *yaml.Node, wm *mapping) {
+	p.with(node, m, what, "inputs", "workflow", &scope{state: true}, func(at *yaml.Node, wm *mapping) {
 		if sub := node.Workflow; sub != nil {
 			p.checkInputs(sub, at, wm)
 		}
@@ -28,16 +28,17 @@ func (p *parser) workflowNode(node *Node, m *mapping, what string) {
 }
 
 // with compiles a node's with: an object written out, or one expression giving
-// it. check checks the entries written out against what the node takes (wm is nil
-// when with is absent); its errors point at at: with, else the node's kind key.
-func (p *parser) with(node *Node, m *mapping, what, entries, kindKey string, check func(at *yaml.Node, wm *mapping)) {
+// it, in scope sc. check checks the entries written out against what the node takes
+// (wm is nil when with is absent); its errors point at at: with, else the node's
+// kind key.
+func (p *parser) with(node *Node, m *mapping, what, entries, kindKey string, sc *scope, check func(at *yaml.Node, wm *mapping)) {
 	wn := m.get(p, "with")
 	if wn == nil {
 		check(m.key(kindKey), nil)
 		return
 	}
 	if wn.Kind != yaml.MappingNode {
-		node.With = p.template(wn, &scope{state: true})
+		node.With = p.template(wn, sc)
 		if node.With != nil && node.With.kind != exprValue {
 			p.errorf(wn, "%s.with: expected a mapping of %s, got %s", what, entries, kindOf(wn))
 		}
@@ -47,7 +48,7 @@ func (p *parser) with(node *Node, m *mapping, what, entries, kindKey string, che
 	if wm == nil {
 		return
 	}
-	node.With = p.object(wm, &scope{state: true})
+	node.With = p.object(wm, sc)
 	check(m.key("with"), wm)
 	node.With.fold()
 }

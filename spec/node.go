@@ -226,12 +226,12 @@ func (p *parser) actionNode(node *Node, m *mapping, what string) {
 		}
 		p.errorf(an, "unknown action %q%s", name, hint)
 		if wn := m.get(p, "with"); wn != nil {
-			p.template(wn, &scope{state: true}) // still report its expressions' errors
+			p.template(wn, &scope{state: true, secret: true}) // still report its expressions' errors
 		}
 		return
 	}
 	node.Action = spec
-	p.with(node, m, what, "parameters", "action", func(at *yaml.Node, wm *mapping) {
+	p.with(node, m, what, "parameters", "action", &scope{state: true, secret: true}, func(at *yaml.Node, wm *mapping) {
 		p.checkParams(spec, at, wm, node.With)
 	})
 }

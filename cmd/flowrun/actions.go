@@ -165,6 +165,9 @@ func actionsMarkdown(w io.Writer, reg *action.Registry) {
 			if p.Secret {
 				doc += " Secret: never shown in output, errors, logs or events."
 			}
+			if len(p.SecretKeys) > 0 {
+				doc += " The values of " + strings.Join(p.SecretKeys, ", ") + " are secret: never shown in output, errors, logs or events."
+			}
 			params = append(params, []string{"`" + p.Name + "`", cell(paramType(p)), cell(paramDefault(p)), cell(doc)})
 		}
 		mdTable(w, "None.\n", []string{"name", "type", "required / default", "description"}, params)
