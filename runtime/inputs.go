@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -73,16 +74,20 @@ func fieldHint(wf *spec.Workflow, name string) string {
 	return "; its fields are " + strings.Join(names, ", ")
 }
 
+// DefaultMaxInputBytes bounds an input file (-i name=@file, --input-file) unless a
+// caller says otherwise: 256 MiB.
+const DefaultMaxInputBytes = 256 << 20
+
 // ParseInput parses one -i argument: name=value, where value is JSON when it parses
-// as JSON and a string otherwise, or name=@file, a JSON or YAML file. Relative files
-// resolve against dir.
-func ParseInput(arg, dir string) (string, any, error) {
+// as JSON and a string otherwise, or name=@file, a JSON or YAML file of at most
+// maxBytes (0: DefaultMaxInputBytes). Relative files resolve against dir.
+func ParseInput(arg, dir string, maxBytes int64) (string, any, error) {
 	name, text, ok := strings.Cut(arg, "=")
 	if !ok || name == "" {
 		return "", nil, &InputError{Msg: fmt.Sprintf("input %q: expected name=value, name=@file.json or name=@file.yaml", arg)}
 	}
 	if file, isFile := strings.CutPrefix(text, "@"); isFile {
-		v, err := ReadInputFile(resolve(dir, file))
+		v, err := ReadInputFile(resolve(dir, file), maxBytes)
 		if err != nil {
 			return "", nil, &InputError{Msg: fmt.Sprintf("input %q: %v", name, err)}
 		}
@@ -94,11 +99,31 @@ func ParseInput(arg, dir string) (string, any, error) {
 	return name, text, nil
 }
 
-// ReadInputFile reads a JSON or YAML file into JSON types.
-func ReadInputFile(path string) (any, error) {
-	src, err := os.ReadFile(path)
+// ReadInputFile reads a JSON or YAML file of at most maxBytes (0:
+// DefaultMaxInputBytes) into JSON types. A regular file or a pipe is read; a
+// directory or a device is refused.
+func ReadInputFile(path string, maxBytes int64) (any, error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxInputBytes
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && fi.Mode()&os.ModeNamedPipe == 0 {
+		return nil, fmt.Errorf("cannot read %s: not a regular file", path)
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %v", path, unwrapPath(err))
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, maxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %v", path, unwrapPath(err))
+	}
+	if int64(len(src)) > maxBytes {
+		limit := fmt.Sprintf("%d bytes", maxBytes)
+		if maxBytes >= 1<<20 {
+			limit = fmt.Sprintf("%d MiB", maxBytes>>20)
+		}
+		return nil, fmt.Errorf("%s is larger than %s, the limit on input files: raise it with --max-input-bytes", path, limit)
 	}
 	if v, err := value.Decode(src); err == nil {
 		return v, nil
@@ -110,15 +135,17 @@ func ReadInputFile(path string) (any, error) {
 	return value.Normalize(doc)
 }
 
-// ReadInputsFile reads --input-file: a JSON or YAML object of inputs.
-func ReadInputsFile(path string) (map[string]any, error) {
-	v, err := ReadInputFile(path)
+// ReadInputsFile reads --input-file: a JSON or YAML object of inputs, of at most
+// maxBytes (0: DefaultMaxInputBytes).
+func ReadInputsFile(path string, maxBytes int64) (map[string]any, error) {
+	v, err := ReadInputFile(path, maxBytes)
 	if err != nil {
 		return nil, &InputError{Msg: "--input-file: " + err.Error()}
 	}
 	obj, ok := v.(map[string]any)
 	if !ok && v != nil {
-		return nil, &InputError{Msg: fmt.Sprintf("--input-file %s: expected an object of inputs (name: value), got %s", path, value.Describe(v))}
+		// Not quoted: a file that is not an object of inputs may hold anything.
+		return nil, &InputError{Msg: fmt.Sprintf("--input-file %s: expected an object of inputs (name: value), got a %s", path, value.Kind(v))}
 	}
 	return obj, nil
 }

@@ -40,7 +40,7 @@ func TestParseInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.arg, func(t *testing.T) {
-			name, v, err := runtime.ParseInput(tt.arg, dir)
+			name, v, err := runtime.ParseInput(tt.arg, dir, 0)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("error %v, want %q", err, tt.err)
@@ -84,7 +84,7 @@ func FuzzParseInput(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, arg string) {
-		name, v, err := runtime.ParseInput(arg, t.TempDir())
+		name, v, err := runtime.ParseInput(arg, t.TempDir(), 0)
 		if err != nil {
 			return
 		}

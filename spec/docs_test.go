@@ -85,7 +85,8 @@ func TestDocExamples(t *testing.T) {
 					t.Fatalf("%s:%d: a ```yaml block must be a whole workflow file starting with \"version: 1\"; mark a snippet ```yaml fragment", doc, b.line)
 				}
 				padded := strings.Repeat("\n", b.line-1) + b.text
-				wf, err := spec.Parse(doc, []byte(padded), reg)
+				ld := &spec.Loader{Registry: reg, AllowPaths: []string{"../workflows"}}
+				wf, err := ld.Parse(doc, []byte(padded))
 				if err != nil {
 					t.Fatalf("the example does not load:\n%v", err)
 				}

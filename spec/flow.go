@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -87,6 +88,10 @@ func (p *parser) include(at *yaml.Node, ref string) *Workflow {
 	if filepath.IsAbs(ref) {
 		display, abs = ref, ref
 	}
+	if !p.inside(abs) {
+		p.errorf(at, "workflow %q lies outside the workflow's directory (%s): sub-workflows must lie inside it, or in a directory given with --allow-path", ref, strings.Join(p.allowed, ", "))
+		return nil
+	}
 	if p.loading[abs] {
 		p.errorf(at, "workflow %q includes itself (through %s): sub-workflows cannot form a cycle", ref, display)
 		return nil
@@ -117,6 +122,21 @@ func (p *parser) include(at *yaml.Node, ref string) *Workflow {
 	p.done[abs] = sub
 	p.addInclude(sub)
 	return sub
+}
+
+// inside reports whether the file at abs (its links resolved) lies in a directory
+// sub-workflows may come from.
+func (p *parser) inside(abs string) bool {
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		real = filepath.Clean(abs) // missing: reported as such if it is inside
+	}
+	for _, d := range p.allowed {
+		if rel, err := filepath.Rel(d, real); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
 }
 
 func isNotExist(path string) bool {

@@ -19,24 +19,53 @@ import (
 )
 
 // Load reads the workflow file at path, checks it against the language and the
-// registry's actions, and compiles it, with every sub-workflow it names. The error,
-// when not nil, is an Errors listing every problem (warnings included), sorted by
-// position; on success the warnings are in Workflow.Warnings.
+// registry's actions, and compiles it, with every sub-workflow it names (which must
+// lie in the file's directory). The error, when not nil, is an Errors listing every
+// problem (warnings included), sorted by position; on success the warnings are in
+// Workflow.Warnings.
 func Load(path string, reg *action.Registry) (*Workflow, error) {
-	src, err := readFile(path)
-	if err != nil {
-		return nil, Errors{{Pos: Pos{File: path}, Msg: err.Error()}}
-	}
-	return Parse(path, src, reg)
+	return (&Loader{Registry: reg}).Load(path)
 }
 
 // Parse is Load for a file already read: name is its path, used in messages and to
 // resolve sub-workflows.
 func Parse(name string, src []byte, reg *action.Registry) (*Workflow, error) {
-	if reg == nil {
+	return (&Loader{Registry: reg}).Parse(name, src)
+}
+
+// Loader loads workflow files.
+type Loader struct {
+	// Registry declares the actions workflows may use.
+	Registry *action.Registry
+	// AllowPaths are directories sub-workflows may lie in besides the directory
+	// of the workflow loaded (as --allow-path allows file actions).
+	AllowPaths []string
+}
+
+// Load is the package's Load, with the loader's settings.
+func (ld *Loader) Load(path string) (*Workflow, error) {
+	src, err := readFile(path)
+	if err != nil {
+		return nil, Errors{{Pos: Pos{File: path}, Msg: err.Error()}}
+	}
+	return ld.Parse(path, src)
+}
+
+// Parse is the package's Parse, with the loader's settings.
+func (ld *Loader) Parse(name string, src []byte) (*Workflow, error) {
+	if ld.Registry == nil {
 		return nil, errors.New("spec.Parse: nil registry")
 	}
-	l := &loader{reg: reg, loading: map[string]bool{}, done: map[string]*Workflow{}}
+	l := &loader{reg: ld.Registry, loading: map[string]bool{}, done: map[string]*Workflow{}}
+	abs, _ := filepath.Abs(name)
+	for _, d := range append([]string{filepath.Dir(abs)}, ld.AllowPaths...) {
+		d, _ = filepath.Abs(d)
+		if real, err := filepath.EvalSymlinks(d); err == nil {
+			l.allowed = append(l.allowed, real)
+		} else {
+			l.allowed = append(l.allowed, filepath.Clean(d))
+		}
+	}
 	wf := l.parse(name, src)
 	l.errs.sort()
 	l.errs = l.errs.dedupe()
@@ -47,7 +76,12 @@ func Parse(name string, src []byte, reg *action.Registry) (*Workflow, error) {
 	return wf, nil
 }
 
+// readFile reads a workflow file: a regular file of at most maxFileBytes.
 func readFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("cannot read workflow: %s is not a regular file", path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		var pe *os.PathError
@@ -67,6 +101,7 @@ func readFile(path string) ([]byte, error) {
 // loader loads one workflow and its sub-workflows, collecting their problems.
 type loader struct {
 	reg     *action.Registry
+	allowed []string // directories sub-workflows may lie in, links resolved
 	errs    Errors
 	loading map[string]bool      // absolute paths being parsed: a cycle if met again
 	done    map[string]*Workflow // absolute paths parsed (nil when they had errors)
@@ -111,6 +146,8 @@ func (l *loader) parse(name string, src []byte) (wf *Workflow) {
 	wf.Hash = hex.EncodeToString(sum.Sum(nil))
 	return wf
 }
+
+var kinds = map[yaml.Kind]string{yaml.ScalarNode: "a scalar (a string or a number)", yaml.SequenceNode: "a list", yaml.AliasNode: "an alias"}
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
@@ -182,6 +219,11 @@ func yamlHint(msg string) string {
 // workflow checks the top-level mapping.
 func (p *parser) workflow(root *yaml.Node) {
 	wf := p.wf
+	if root.Kind != yaml.MappingNode {
+		// Not quoted: a file that is not a workflow may hold anything (a key).
+		p.errorf(root, "not a workflow: a workflow file is a YAML mapping (version, state, nodes), and this one holds %s", kinds[root.Kind])
+		return
+	}
 	m := p.mapping(root, workflowDef, "workflow")
 	if m == nil {
 		return

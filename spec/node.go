@@ -146,7 +146,7 @@ func (p *parser) node(node *Node, key, val *yaml.Node) {
 
 	// The expression scopes of this node's parts.
 	base := &scope{state: true}
-	out := &scope{state: true}
+	out := &scope{state: true, output: true} // output: its fields unknown until the action or sub-workflow is
 	switch node.Kind {
 	case ActionNode:
 		p.actionNode(node, m, what)

@@ -117,11 +117,11 @@ func (e *ChangedError) Error() string {
 }
 
 // Reopen continues a stored run that is not running and did not succeed: it loads
-// the workflow with reg, checks that the file has not changed (unless force),
+// the workflow with ld, checks that the file has not changed (unless force),
 // checks the stored inputs against it, takes the run's lock and reads its journal.
 // A changed file is a *ChangedError; a workflow that no longer loads, the
 // spec.Errors of spec.Load.
-func (s *Store) Reopen(id string, reg *action.Registry, force bool) (*Session, error) {
+func (s *Store) Reopen(id string, ld *spec.Loader, force bool) (*Session, error) {
 	meta, err := s.Meta(id)
 	if err != nil {
 		return nil, err
@@ -133,7 +133,7 @@ func (s *Store) Reopen(id string, reg *action.Registry, force bool) (*Session, e
 		return nil, fmt.Errorf("run %s succeeded already: nothing to resume", id)
 	}
 	file := displayPath(meta.Path)
-	wf, err := spec.Load(file, reg)
+	wf, err := ld.Load(file)
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +265,7 @@ func (ss *Session) Close(res *runtime.Result, runErr error) error {
 // Resume continues a stored run (see Reopen) and runs it to its end (see
 // Session.Run): what a Go program calls to resume a run.
 func (s *Store) Resume(ctx context.Context, id string, reg *action.Registry, opts runtime.Options) (*runtime.Result, error) {
-	ss, err := s.Reopen(id, reg, false)
+	ss, err := s.Reopen(id, &spec.Loader{Registry: reg}, false)
 	if err != nil {
 		return nil, err
 	}

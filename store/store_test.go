@@ -99,11 +99,11 @@ func TestCreateRunResume(t *testing.T) {
 	if err != nil || meta.Status != store.StatusFailed || meta.Items != 1 || meta.Failed != 1 || meta.Name != "workflow" {
 		t.Errorf("meta after the failure: %+v, %v", meta, err)
 	}
-	held, err := st.Reopen("r1", reg, false)
+	held, err := st.Reopen("r1", &spec.Loader{Registry: reg}, false)
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
-	if _, err := st.Reopen("r1", reg, false); err == nil || !strings.Contains(err.Error(), "still running") {
+	if _, err := st.Reopen("r1", &spec.Loader{Registry: reg}, false); err == nil || !strings.Contains(err.Error(), "still running") {
 		t.Errorf("reopening a run another session holds: %v", err)
 	}
 	if err := held.Close(nil, errors.New("given up")); err != nil {
@@ -129,7 +129,7 @@ func TestCreateRunResume(t *testing.T) {
 	if err != nil || !cmp.Equal(out, res.Output) || !cmp.Equal(fields, []string{"got", "n"}) {
 		t.Errorf("Result: %v %v %v", out, fields, err)
 	}
-	if _, err := st.Reopen("r1", reg, false); err == nil || !strings.Contains(err.Error(), "succeeded already") {
+	if _, err := st.Reopen("r1", &spec.Loader{Registry: reg}, false); err == nil || !strings.Contains(err.Error(), "succeeded already") {
 		t.Errorf("reopening a run that succeeded: %v", err)
 	}
 	events, err := os.ReadFile(filepath.Join(st.Dir, "runs", "r1", "events.jsonl"))
@@ -162,12 +162,12 @@ func TestReopenChangedWorkflow(t *testing.T) {
 	}
 	src, _ := os.ReadFile(path)
 	os.WriteFile(path, []byte(strings.Replace(string(src), "max_failures: 0", "max_failures: 1", 1)), 0o644)
-	_, err = st.Reopen("r2", reg, false)
+	_, err = st.Reopen("r2", &spec.Loader{Registry: reg}, false)
 	var ce *store.ChangedError
 	if !errors.As(err, &ce) || !strings.Contains(ce.Change, `line 7 was "map: {over: \"['a', 'b', 'c']\", to: work, max_failures: 0}"`) {
 		t.Fatalf("reopen a changed workflow: %v", err)
 	}
-	ss, err = st.Reopen("r2", reg, true)
+	ss, err = st.Reopen("r2", &spec.Loader{Registry: reg}, true)
 	if err != nil || ss.Changed == "" || ss.Replayed != 0 {
 		t.Fatalf("forced: %v, %+v", err, ss)
 	}

@@ -17,6 +17,7 @@ func (e *env) graphCommand() *cli.Command {
 		ArgsUsage: "FILE",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Value: "mermaid", Usage: "mermaid or dot"},
+			allowPathFlag,
 		},
 		Action: func(c *cli.Context) error {
 			format := c.String("format")
@@ -26,7 +27,11 @@ func (e *env) graphCommand() *cli.Command {
 			if c.Args().Len() != 1 {
 				return usageError("graph: name one workflow file")
 			}
-			wf, err := e.load(c.Args().First())
+			paths, err := allowedPaths(c)
+			if err != nil {
+				return err
+			}
+			wf, err := e.load(&spec.Loader{Registry: e.reg, AllowPaths: paths}, c.Args().First())
 			if err != nil {
 				return err
 			}

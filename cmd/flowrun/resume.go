@@ -56,7 +56,7 @@ func (e *env) resume(c *cli.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	ss, err := st.Reopen(id, e.reg, c.Bool("force"))
+	ss, err := st.Reopen(id, fl.loader(e.reg), c.Bool("force"))
 	var changed *store.ChangedError
 	var invalid spec.Errors
 	switch {

@@ -20,6 +20,9 @@ import (
 	"github.com/flowrun/flowrun/store"
 )
 
+// allowPathFlag is shared by the commands that load workflows.
+var allowPathFlag = &cli.StringSliceFlag{Name: "allow-path", Usage: "let file actions and sub-workflows use `DIR` too (repeatable)"}
+
 // storeFlag, runFlags: shared by run and resume.
 var storeFlag = &cli.StringFlag{Name: "store", Value: ".flowrun", Usage: "keep runs in `DIR`, so they can resume; none to keep nothing"}
 
@@ -30,7 +33,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "events", Usage: "write one JSON event per line to `FILE` (- for stderr)"},
 		&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress bars on stderr: auto (on a terminal), always or never"},
 		&cli.BoolFlag{Name: "allow-exec", Usage: "allow the exec action to run programs"},
-		&cli.StringSliceFlag{Name: "allow-path", Usage: "let file actions use `DIR` too (repeatable)"},
+		allowPathFlag,
 		storeFlag,
 	}
 }
@@ -44,6 +47,7 @@ func (e *env) runCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "input", Aliases: []string{"i"}, Usage: "an input: `name=value` (JSON if it parses, else a string) or name=@file.json|yaml"},
 			&cli.StringFlag{Name: "input-file", Usage: "a JSON or YAML `FILE` holding an object of inputs"},
 			&cli.StringFlag{Name: "run-id", Usage: "the run's id (default: a new one)"},
+			&cli.Int64Flag{Name: "max-input-bytes", Value: runtime.DefaultMaxInputBytes, Usage: "the largest input file (-i name=@file, --input-file), in `BYTES`"},
 		}, runFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() != 1 {
@@ -58,8 +62,12 @@ func (e *env) run(c *cli.Context) error {
 	if err := checkRunFlags(c); err != nil {
 		return err
 	}
+	fl, err := flagsOf(c)
+	if err != nil {
+		return err
+	}
 	file := c.Args().First()
-	wf, err := e.load(file)
+	wf, err := e.load(fl.loader(e.reg), file)
 	if err != nil {
 		return err
 	}
@@ -69,10 +77,6 @@ func (e *env) run(c *cli.Context) error {
 	}
 	if err != nil {
 		return exitWith(exitInvalid, err)
-	}
-	fl, err := flagsOf(c)
-	if err != nil {
-		return err
 	}
 	st := storeOf(c)
 	if st == nil {
@@ -112,16 +116,27 @@ type runFlagValues struct {
 	allowPaths []string // absolute
 }
 
+// loader loads workflows whose sub-workflows may lie in the allowed paths.
+func (fl runFlagValues) loader(reg *action.Registry) *spec.Loader {
+	return &spec.Loader{Registry: reg, AllowPaths: fl.allowPaths}
+}
+
 func flagsOf(c *cli.Context) (runFlagValues, error) {
-	fl := runFlagValues{maxWorkers: c.Int("max-workers"), allowExec: c.Bool("allow-exec")}
+	paths, err := allowedPaths(c)
+	return runFlagValues{maxWorkers: c.Int("max-workers"), allowExec: c.Bool("allow-exec"), allowPaths: paths}, err
+}
+
+// allowedPaths are the --allow-path directories, absolute.
+func allowedPaths(c *cli.Context) ([]string, error) {
+	var out []string
 	for _, dir := range c.StringSlice("allow-path") {
 		abs, err := filepath.Abs(dir)
 		if err != nil {
-			return fl, usageError("--allow-path %s: %v", dir, err)
+			return nil, usageError("--allow-path %s: %v", dir, err)
 		}
-		fl.allowPaths = append(fl.allowPaths, abs)
+		out = append(out, abs)
 	}
-	return fl, nil
+	return out, nil
 }
 
 // execute runs a loaded workflow, in a stored session when ss is not nil, and
@@ -213,8 +228,8 @@ func resumeCommand(c *cli.Context, id string) string {
 }
 
 // load loads a workflow, printing its problems; warnings do not stop it.
-func (e *env) load(file string) (*spec.Workflow, error) {
-	wf, err := spec.Load(file, e.reg)
+func (e *env) load(ld *spec.Loader, file string) (*spec.Workflow, error) {
+	wf, err := ld.Load(file)
 	if err != nil {
 		return nil, e.invalid(err)
 	}
@@ -260,7 +275,7 @@ func (e *env) runFailed(ctx context.Context, err error) error {
 func readInputs(c *cli.Context) (map[string]any, error) {
 	inputs := map[string]any{}
 	if f := c.String("input-file"); f != "" {
-		obj, err := runtime.ReadInputsFile(f)
+		obj, err := runtime.ReadInputsFile(f, c.Int64("max-input-bytes"))
 		if err != nil {
 			return nil, err
 		}
@@ -269,7 +284,7 @@ func readInputs(c *cli.Context) (map[string]any, error) {
 		}
 	}
 	for _, arg := range c.StringSlice("input") {
-		name, v, err := runtime.ParseInput(arg, "")
+		name, v, err := runtime.ParseInput(arg, "", c.Int64("max-input-bytes"))
 		if err != nil {
 			return nil, err
 		}

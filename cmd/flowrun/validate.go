@@ -17,6 +17,7 @@ func (e *env) validateCommand() *cli.Command {
 		ArgsUsage: "FILE...",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "text, or json for tools"},
+			allowPathFlag,
 		},
 		Action: func(c *cli.Context) error {
 			format := c.String("format")
@@ -26,7 +27,11 @@ func (e *env) validateCommand() *cli.Command {
 			if c.Args().Len() == 0 {
 				return usageError("validate: name at least one workflow file")
 			}
-			return e.validate(c.Args().Slice(), format)
+			paths, err := allowedPaths(c)
+			if err != nil {
+				return err
+			}
+			return e.validate(&spec.Loader{Registry: e.reg, AllowPaths: paths}, c.Args().Slice(), format)
 		},
 	}
 }
@@ -46,13 +51,13 @@ type fileReport struct {
 	Diagnostics []diagnostic `json:"diagnostics"`
 }
 
-func (e *env) validate(files []string, format string) error {
+func (e *env) validate(ld *spec.Loader, files []string, format string) error {
 	report := struct {
 		Valid bool         `json:"valid"`
 		Files []fileReport `json:"files"`
 	}{Valid: true}
 	for _, file := range files {
-		wf, err := spec.Load(file, e.reg)
+		wf, err := ld.Load(file)
 		var diags spec.Errors
 		switch {
 		case err == nil:
