@@ -157,17 +157,22 @@ func (p *parser) locate(n *yaml.Node) locator {
 			col += len(l) - len(strings.TrimLeft(l, " "))
 		}
 	}
-	value := n.Value
+	value, block := n.Value, n.Style == yaml.LiteralStyle || n.Style == yaml.FoldedStyle
+	// The walk goes on from the last offset asked for, so that asking for the
+	// offsets of a string's templates, left to right, costs one pass in all.
+	at, l, c, b := 0, line, col, 0 // rune offset, its line and column, its byte index
 	return func(offset int) Pos {
-		l, c, i := line, col, 0
-		for _, r := range value {
-			if i == offset {
-				break
-			}
-			i++
+		if offset < at {
+			at, l, c, b = 0, line, col, 0
+		}
+		for at < offset && b < len(value) {
+			r, size := utf8.DecodeRuneInString(value[b:])
+			b += size
+			at++
+			p.walked++
 			if r == '\n' {
 				l++
-				if n.Style == yaml.LiteralStyle || n.Style == yaml.FoldedStyle {
+				if block {
 					c = col
 				} else {
 					c = 1

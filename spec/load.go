@@ -105,6 +105,7 @@ type loader struct {
 	errs    Errors
 	loading map[string]bool      // absolute paths being parsed: a cycle if met again
 	done    map[string]*Workflow // absolute paths parsed (nil when they had errors)
+	walked  int                  // characters locators have stepped over: linear in the files' size
 }
 
 func (l *loader) parse(name string, src []byte) (wf *Workflow) {

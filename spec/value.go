@@ -207,6 +207,12 @@ func (p *parser) interpolation(n *yaml.Node, sc *scope) *Value {
 	v := &Value{Pos: p.pos(n), kind: interpValue}
 	var text strings.Builder
 	ok := true
+	counted, ri := 0, 0 // runes(s, i) = ri + the runes of s[counted:i], counted as i grows
+	runesTo := func(i int) int {
+		ri += utf8.RuneCountInString(s[counted:i])
+		counted = i
+		return ri
+	}
 	for i := 0; i < len(s); {
 		if strings.HasPrefix(s[i:], "$${{") {
 			text.WriteString("${{")
@@ -214,20 +220,29 @@ func (p *parser) interpolation(n *yaml.Node, sc *scope) *Value {
 			continue
 		}
 		if !strings.HasPrefix(s[i:], "${{") {
-			text.WriteByte(s[i])
-			i++
+			j := strings.Index(s[i:], "${{") // copy up to the next template at once
+			if j < 0 {
+				j = len(s) - i
+			} else if j > 0 && s[i+j-1] == '$' {
+				j-- // the "$" of a "$${{"
+			}
+			if j == 0 {
+				j = 1
+			}
+			text.WriteString(s[i : i+j])
+			i += j
 			continue
 		}
 		end := closeBraces(s, i+3)
 		if end < 0 {
-			p.errorAt(loc(runes(s, i)), "unclosed ${{: add }} after the expression")
+			p.errorAt(loc(runesTo(i)), "unclosed ${{: add }} after the expression")
 			return nil
 		}
 		if text.Len() > 0 {
 			v.parts = append(v.parts, part{text: text.String()})
 			text.Reset()
 		}
-		e := p.compile(s[i+3:end], loc, runes(s, i+3), sc)
+		e := p.compile(s[i+3:end], loc, runesTo(i+3), sc)
 		ok = ok && e != nil
 		v.parts = append(v.parts, part{expr: e})
 		i = end + 2
