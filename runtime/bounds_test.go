@@ -48,3 +48,24 @@ func TestObjectBuiltinsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestSumOverflow: an integer sum that leaves the exact integers wrapped silently
+// (1100 × (2^53−1) gave a negative number and exit 0), and a float sum reaching
+// +Inf was stored as succeeded. Both are state errors naming the node, the field
+// and the item; a number field goes on as a float.
+func TestSumOverflow(t *testing.T) {
+	for _, tt := range []struct{ file, err string }{
+		{"int-overflow.yaml", `node "fan": merging item 1: state field "total" (reducer sum): 9007199254740991 with 9007199254740991 overflows: the result leaves the integers kept exact`},
+		{"float-overflow.yaml", `node "second": state field "total" (reducer sum): 1e+308 with 1e+308 overflows: the result is not a finite number`},
+	} {
+		wf := loadArchive(t, testRegistry(t), "bounds", tt.file)
+		_, err := runtime.Run(context.Background(), wf, nil, runtime.Options{})
+		if err == nil || !strings.Contains(err.Error(), tt.err) {
+			t.Errorf("%s: err = %v, want %q", tt.file, err, tt.err)
+		}
+	}
+	wf := loadArchive(t, testRegistry(t), "bounds", "number-sum.yaml")
+	if got := runJSON(t, wf, nil, runtime.Options{}); got != `{"total":9907919180215090000}` {
+		t.Errorf("number sum: %s", got)
+	}
+}

@@ -370,7 +370,7 @@ func (fo *fanout) done(i int, res *itemResult) {
 			return
 		}
 		if fo.mergeErr == nil {
-			fo.merge(next)
+			fo.merge(fo.order.next-1, next)
 		}
 	}
 }
@@ -401,7 +401,7 @@ func (fo *fanout) tooMany() error {
 
 // merge hands one item's updates to the enclosing chain: applied to the live state
 // at top level, appended to the item's own pending updates when nested.
-func (fo *fanout) merge(res *itemResult) {
+func (fo *fanout) merge(i int, res *itemResult) {
 	c := fo.c
 	if c.st == nil {
 		c.buf = append(c.buf, res.updates...)
@@ -410,8 +410,8 @@ func (fo *fanout) merge(res *itemResult) {
 	}
 	for _, u := range res.updates {
 		if err := c.st.apply(fo.mergeVM, u); err != nil {
-			fo.mergeErr = err
-			fo.cancel(err)
+			fo.mergeErr = fmt.Errorf("merging item %d: %w", i, err)
+			fo.cancel(fo.mergeErr)
 			return
 		}
 	}

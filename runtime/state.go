@@ -86,17 +86,17 @@ func (s *state) reduce(m *spec.VM, f *spec.Field, cur, upd any) (any, error) {
 	case spec.Append:
 		return s.appendList(f, cur, []any{upd})
 	case spec.Sum:
-		return arith(cur, upd, plus, func(a, b float64) float64 { return a + b })
+		return arith(f, cur, upd, plus, func(a, b float64) float64 { return a + b })
 	case spec.Min:
 		if cur == nil {
 			return upd, nil // the first value seen
 		}
-		return arith(cur, upd, func(a, b int) int { return min(a, b) }, math.Min)
+		return arith(f, cur, upd, func(a, b int) int { return min(a, b) }, math.Min)
 	case spec.Max:
 		if cur == nil {
 			return upd, nil
 		}
-		return arith(cur, upd, func(a, b int) int { return max(a, b) }, math.Max)
+		return arith(f, cur, upd, func(a, b int) int { return max(a, b) }, math.Max)
 	case spec.Merge:
 		return s.merge(f, cur, upd)
 	case spec.Union:
@@ -123,7 +123,7 @@ func (s *state) add(f *spec.Field, cur, upd any) (any, error) {
 		}
 	default:
 		if _, ok := value.Float(upd); ok {
-			return arith(cur, upd, func(a, b int) int { return a + b }, func(a, b float64) float64 { return a + b })
+			return arith(f, cur, upd, func(a, b int) int { return a + b }, func(a, b float64) float64 { return a + b })
 		}
 	}
 	return nil, fmt.Errorf("cannot add %s to %s", value.Kind(upd), value.Kind(cur))
@@ -203,20 +203,36 @@ func (s *state) union(f *spec.Field, cur, upd any) (any, error) {
 	return list, nil
 }
 
-// arith combines two numbers; integers stay integers.
-func arith(cur, upd any, ints func(a, b int) int, floats func(a, b float64) float64) (any, error) {
+// arith combines two numbers; integers stay integers while they stay exact (within
+// ±2^53), and a number field takes a float beyond. An integer field that would
+// leave that range, and a result that is not a finite number, are errors.
+func arith(f *spec.Field, cur, upd any, ints func(a, b int) int, floats func(a, b float64) float64) (any, error) {
 	if cur == nil {
 		cur = 0
 	}
 	ci, cok := cur.(int)
 	ui, uok := upd.(int)
 	if cok && uok {
-		return ints(ci, ui), nil
+		if n := ints(ci, ui); n >= -value.MaxInt && n <= value.MaxInt {
+			return n, nil
+		}
 	}
 	cf, cok := value.Float(cur)
 	uf, uok := value.Float(upd)
 	if !cok || !uok {
 		return nil, fmt.Errorf("cannot combine %s with %s", value.Kind(cur), value.Kind(upd))
 	}
-	return floats(cf, uf), nil
+	n := floats(cf, uf)
+	switch {
+	case math.IsInf(n, 0) || math.IsNaN(n):
+		return nil, fmt.Errorf("%s with %s overflows: the result is not a finite number", value.Describe(cur), value.Describe(upd))
+	case f.Type.Name == "integer":
+		if _, exact := value.Integral(n); !exact {
+			return nil, fmt.Errorf("%s with %s overflows: the result leaves the integers kept exact (±2^53); make the field a number to keep it approximately", value.Describe(cur), value.Describe(upd))
+		}
+	}
+	if i, exact := value.Integral(n); exact {
+		return i, nil
+	}
+	return n, nil
 }
