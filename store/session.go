@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -171,10 +170,10 @@ func (s *Store) Reopen(id string, ld *spec.Loader, force bool) (*Session, error)
 func (ss *Session) lockAndWrite() error {
 	lock, err := lockFile(filepath.Join(ss.dir, "lock"))
 	if err != nil {
-		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
-			return storeError(filepath.Dir(filepath.Dir(ss.dir)), err)
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("run %s is running in another process (pid %d)", ss.Meta.ID, ss.Meta.PID)
 		}
-		return fmt.Errorf("run %s is running in another process (pid %d): %w", ss.Meta.ID, ss.Meta.PID, err)
+		return storeError(filepath.Dir(filepath.Dir(ss.dir)), err)
 	}
 	ss.lock = lock
 	if err := ss.writeMeta(); err != nil {
