@@ -2,6 +2,7 @@ package journal
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -160,4 +161,44 @@ func TestJournalSync(t *testing.T) {
 		t.Fatalf("after Sync the file has %d items (%v), want 800", rp.Items, err)
 	}
 	j.Close()
+}
+
+// TestDamagedMiddle: a bad record with good ones after it is damage, not a torn
+// tail: Read and Open refuse it, naming the line, and Repair drops that record only.
+func TestDamagedMiddle(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal.log")
+	j, err := Open(path, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := j.Lane()
+	for i := range 50 {
+		l.AppendItem(item(fmt.Sprintf("@1:x[%d]", i)))
+	}
+	l.Retire()
+	j.Close()
+	text, _ := os.ReadFile(path)
+	lines := strings.SplitAfter(string(text), "\n")
+	lines[9] = strings.Replace(lines[9], "x[9]", "x[8]", 1) // the checksum no longer fits
+	os.WriteFile(path, []byte(strings.Join(lines, "")), 0o600)
+
+	_, err = Read(path)
+	var de *DamageError
+	if !errors.As(err, &de) || de.Line != 10 || de.Following != 40 || de.Offset != int64(len(strings.Join(lines[:9], ""))) {
+		t.Fatalf("Read: %v, want damage at line 10 with 40 records after it", err)
+	}
+	if _, err := Open(path, time.Millisecond); !errors.As(err, &de) {
+		t.Fatalf("Open: %v, want the damage", err)
+	}
+	n, err := Repair(path)
+	if err != nil || n != 1 {
+		t.Fatalf("Repair: %d, %v", n, err)
+	}
+	rp, err := Read(path)
+	if err != nil || rp.Items != 49 {
+		t.Fatalf("after Repair: %d items, %v", rp.Items, err)
+	}
+	if it, _ := rp.Item("@1:x[9]"); it != nil {
+		t.Error("the damaged record survived")
+	}
 }

@@ -2,6 +2,7 @@ package journal
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,26 +120,81 @@ func (rp *Replay) Result() (map[string]any, []string, bool) {
 	return obj, rp.end.Fields, err == nil
 }
 
-// scan reads records until the end or the first bad line, calling fn for each,
-// and returns the offset just past the last good record.
+// scan reads records until the end, calling fn for each, and returns the offset
+// just past the last good record. A bad last line is a torn tail (a kill in the
+// middle of a write) and ends the journal; a bad line with good records after it
+// is damage, a *DamageError.
 func scan(r io.Reader, fn func(record)) (int64, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	var good int64
-	for {
+	var damage *DamageError
+	for n := 1; ; n++ {
 		line, err := br.ReadBytes('\n')
 		if err == io.EOF {
-			return good, nil // a last line without its newline is torn: ignored
+			return good, damage.orNil() // a last line without its newline is torn: ignored
 		}
 		if err != nil {
 			return good, err
 		}
 		rec, ok := parseLine(line)
-		if !ok {
-			return good, nil
+		switch {
+		case !ok && damage == nil:
+			damage = &DamageError{Line: n, Offset: good}
+		case !ok:
+			damage.Bad++
+		case damage != nil:
+			damage.Following++
+		default:
+			fn(rec)
+			good += int64(len(line))
 		}
-		fn(rec)
-		good += int64(len(line))
 	}
+}
+
+// DamageError is a journal with a damaged record in its middle: good records follow
+// it, so it is not a torn tail, and reading past it would drop them (or reading it
+// would trust a record that lies).
+type DamageError struct {
+	// Line is the first damaged line (from 1), at byte Offset; Bad counts the
+	// damaged lines after it, Following the good records after it.
+	Line           int
+	Offset         int64
+	Bad, Following int
+}
+
+func (e *DamageError) Error() string {
+	return fmt.Sprintf("the journal is damaged at line %d (byte %d), and %d good records follow it", e.Line, e.Offset, e.Following)
+}
+
+func (e *DamageError) orNil() error {
+	if e == nil || e.Following == 0 {
+		return nil // only a torn tail
+	}
+	return e
+}
+
+// Repair rewrites the journal at path without its damaged lines, keeping every good
+// record, and returns how many lines it dropped. The work the dropped records held
+// runs again when the run resumes.
+func Repair(path string) (int, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var out bytes.Buffer
+	dropped := 0
+	for line := range bytes.Lines(src) {
+		if _, ok := parseLine(line); ok {
+			out.Write(line)
+		} else {
+			dropped++
+		}
+	}
+	tmp := path + ".repair"
+	if err := os.WriteFile(tmp, out.Bytes(), 0o600); err != nil {
+		return 0, err
+	}
+	return dropped, os.Rename(tmp, path)
 }
 
 func parseLine(line []byte) (record, bool) {

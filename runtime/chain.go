@@ -317,11 +317,16 @@ func (c *chain) outcome(ctx context.Context, node *spec.Node, vars map[string]an
 	}
 	if err == nil {
 		r.journal.AppendNode(c.execKey(), out)
-		return out, nil
-	}
-	ie := asItemError(node, KindAction, err)
-	if handles(node, ie) { // finished: on_error deals with it; else it runs again on resume
+	} else if ie := asItemError(node, KindAction, err); handles(node, ie) {
+		// Finished: on_error deals with it. (An unhandled error runs again on resume.)
 		r.journal.AppendNodeError(c.execKey(), &journal.NodeError{Kind: ie.Kind, Message: ie.Err.Error(), Attempts: ie.Attempts, Fields: ie.Fields})
+	} else {
+		return out, err
+	}
+	// The barrier: the next node starts once this one's record is on disk, so that
+	// no finished top-level node runs again after a kill.
+	if jerr := r.journal.Sync(); jerr != nil {
+		return nil, &ItemError{Node: node, Kind: KindState, Err: fmt.Errorf("journal: %w", jerr)}
 	}
 	return out, err
 }

@@ -196,9 +196,10 @@ func (fo *fanout) item(w *worker, i int) *itemResult {
 	if r.replay != nil && r.replay.Items > 0 {
 		rec, err := r.replay.Item(ch.chainKey())
 		if rec != nil || err != nil {
-			res := fo.replayed(rec, err)
-			r.emit(Event{Type: ItemFinished, Workflow: c.wf.Name, Node: fo.node.Name, Item: path, Replayed: true})
-			return res
+			if res := fo.replayed(rec, err); res != nil {
+				r.emit(Event{Type: ItemFinished, Workflow: c.wf.Name, Node: fo.node.Name, Item: path, Replayed: true})
+				return res
+			} // else the record no longer fits the (changed) workflow: the item runs again
 		}
 	}
 	// Observers of item progress hear of every item; the others only of failed
@@ -278,12 +279,17 @@ func (w *worker) record(ch *chain, res *itemResult) {
 	clear(rec.Values) // keep no values alive past the item
 }
 
-// replayed is an item an earlier attempt of the run finished, from its record.
+// replayed is an item an earlier attempt of the run finished, from its record, or
+// nil when the record no longer fits the workflow (resumed with --force after a
+// field was removed or its type changed).
 func (fo *fanout) replayed(rec *journal.Item, err error) *itemResult {
 	var updates []update
 	var handled []Failure
 	if err == nil {
-		updates, handled, err = replayedItem(fo.c.wf, rec)
+		var fits bool
+		if updates, handled, fits, err = replayedItem(fo.c.wf, rec); err == nil && !fits {
+			return nil
+		}
 	}
 	if err != nil {
 		return &itemResult{err: &ItemError{Node: fo.node, Kind: KindState, Err: fmt.Errorf("replaying the journal: %w", err)}}
@@ -295,29 +301,27 @@ func (fo *fanout) replayed(rec *journal.Item, err error) *itemResult {
 }
 
 // replayedItem turns an item's journal record into its updates, for the
-// workflow's fields, and the errors on_error handled in it.
-func replayedItem(wf *spec.Workflow, rec *journal.Item) ([]update, []Failure, error) {
-	out := make([]update, len(rec.Fields))
+// workflow's fields, and the errors on_error handled in it; fits is false when an
+// update names a field the workflow no longer has, or no longer fits it.
+func replayedItem(wf *spec.Workflow, rec *journal.Item) (updates []update, handled []Failure, fits bool, err error) {
+	updates = make([]update, len(rec.Fields))
 	for i, name := range rec.Fields {
 		f := wf.Field(name)
 		if f == nil {
-			return nil, nil, fmt.Errorf("the journal updates state field %q, which the workflow no longer has", name)
+			return nil, nil, false, nil
 		}
 		v := rec.Values[i]
-		if t := f.UpdateType(); t != nil {
-			if msg := t.Check(v); msg != "" { // the field's type may have changed (--force)
-				return nil, nil, fmt.Errorf("the journal's update of state field %q no longer fits it: %s", name, msg)
-			}
+		if t := f.UpdateType(); t != nil && t.Check(v) != "" {
+			return nil, nil, false, nil
 		}
-		out[i] = update{field: f, value: v}
+		updates[i] = update{field: f, value: v}
 	}
-	var handled []Failure
 	if raw, ok := rec.Handled.(json.RawMessage); ok {
 		if err := json.Unmarshal(raw, &handled); err != nil {
-			return nil, nil, fmt.Errorf("item %s: handled errors: %w", rec.Key, err)
+			return nil, nil, false, fmt.Errorf("item %s: handled errors: %w", rec.Key, err)
 		}
 	}
-	return out, handled, nil
+	return updates, handled, true, nil
 }
 
 func (fo *fanout) itemEvent(res *itemResult, path string, start time.Time) {

@@ -261,6 +261,20 @@ func (ss *Session) Close(res *runtime.Result, runErr error) error {
 	return err
 }
 
+// Repair drops the damaged records in the middle of a run's journal (see
+// journal.DamageError), so that it can be resumed; the work they held runs again.
+// It returns how many lines it dropped.
+func (s *Store) Repair(id string) (int, error) {
+	meta, err := s.Meta(id)
+	if err != nil {
+		return 0, err
+	}
+	if meta.Status == StatusRunning {
+		return 0, fmt.Errorf("run %s is still running (pid %d)", id, meta.PID)
+	}
+	return journal.Repair(filepath.Join(s.runDir(id), "journal.log"))
+}
+
 // Resume continues a stored run (see Reopen) and runs it to its end (see
 // Session.Run): what a Go program calls to resume a run.
 func (s *Store) Resume(ctx context.Context, id string, reg *action.Registry, opts runtime.Options) (*runtime.Result, error) {

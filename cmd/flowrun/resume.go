@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/flowrun/flowrun/journal"
 	"github.com/flowrun/flowrun/spec"
 	"github.com/flowrun/flowrun/store"
 )
@@ -22,6 +23,7 @@ func (e *env) resumeCommand() *cli.Command {
 		ArgsUsage: "RUN_ID",
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "resume even though the workflow file changed since the run started"},
+			&cli.BoolFlag{Name: "repair", Usage: "drop the damaged records of the run's journal first (their work runs again)"},
 		}, runFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() != 1 {
@@ -56,10 +58,21 @@ func (e *env) resume(c *cli.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	if c.Bool("repair") {
+		n, err := st.Repair(id)
+		if err != nil {
+			return exitWith(exitFailed, err)
+		}
+		fmt.Fprintf(e.stderr, "flowrun: dropped %d damaged %s of run %s's journal; the work they held runs again\n", n, plural(n, "line", "lines"), id)
+	}
 	ss, err := st.Reopen(id, fl.loader(e.reg), c.Bool("force"))
 	var changed *store.ChangedError
 	var invalid spec.Errors
+	var damaged *journal.DamageError
 	switch {
+	case errors.As(err, &damaged):
+		return exitWith(exitFailed, fmt.Errorf("%w\n"+
+			"flowrun resume %s --repair drops the damaged records, and the work they held runs again", err, id))
 	case errors.As(err, &changed):
 		return exitWith(exitInvalid, fmt.Errorf("%w\n"+
 			"resume with --force to continue with the new file (finished items keep their results), or start a new run", err))
