@@ -6,7 +6,9 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Normalize converts a Go value to a value: what an expression built, what an
@@ -14,7 +16,8 @@ import (
 // formatted as text), slices []any, numbers int or float64 by the integer rule,
 // json.Number likewise, times RFC 3339 strings and durations "1m30s". Infinities,
 // NaN, values nested deeper than MaxDepth and types with no JSON form (funcs,
-// channels) are errors.
+// channels) are errors. Text that is not valid UTF-8 has U+FFFD in place of each
+// bad byte sequence, so that it survives a trip through JSON (the journal) as it is.
 //
 // A value that is already normalised is returned as it is, without allocating;
 // otherwise only the containers that change are copied.
@@ -22,7 +25,12 @@ func Normalize(v any) (any, error) { return normalize(v, 0) }
 
 func normalize(v any, depth int) (any, error) {
 	switch x := v.(type) {
-	case nil, bool, string:
+	case nil, bool:
+		return v, nil
+	case string:
+		if !utf8.ValidString(x) {
+			return strings.ToValidUTF8(x, "\uFFFD"), nil // valid, so the journal gives it back as it is
+		}
 		return v, nil
 	case int:
 		if x < -MaxInt || x > MaxInt {
@@ -176,7 +184,10 @@ func same(n, e any) bool {
 	case map[string]any:
 		m, ok := n.(map[string]any)
 		return ok && reflect.ValueOf(m).UnsafePointer() == reflect.ValueOf(e).UnsafePointer()
-	case nil, bool, string:
+	case string:
+		s, ok := n.(string)
+		return ok && s == e
+	case nil, bool:
 		return true
 	}
 	return false

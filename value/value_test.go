@@ -227,3 +227,21 @@ func TestEqualAndKey(t *testing.T) {
 		t.Error("Text of scalars")
 	}
 }
+
+// TestInvalidUTF8 (a resumed run was not byte-identical when an update held invalid
+// UTF-8: it came back from the journal as U+FFFD): Normalize gives text as the
+// journal would give it back.
+func TestInvalidUTF8(t *testing.T) {
+	bad := "ok \xff\xfe end"
+	got, err := Normalize(map[string]any{"s": bad, "l": []any{bad}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := DecodeExact(Append(nil, got))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, back); diff != "" || got.(map[string]any)["s"] != "ok \uFFFD end" {
+		t.Errorf("normalised %q, back from the journal (-normalised +back):\n%s", got, diff)
+	}
+}
