@@ -41,7 +41,7 @@ nodes:
 // moments of a fan-out, resumes it after each kill, and checks that the final
 // state is identical to an uninterrupted run's, that no finished item ran again
 // (each item is journalled once), and that items re-run only because they were in
-// flight at a kill (at most the concurrency, per kill).
+// flight at a kill: running, or finished but not yet on disk.
 func TestKillAndResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and resumes a process many times")
@@ -73,8 +73,11 @@ func TestKillAndResume(t *testing.T) {
 		if attempts > 200 {
 			t.Fatal("the run does not finish")
 		}
+		// A run killed before its folder was complete does not exist (it is made
+		// whole or not at all): start it again. (The test assumed the first attempt
+		// always got that far, which a loaded machine disproved.)
 		args := []string{"resume", "k"}
-		if attempts == 0 {
+		if _, err := os.Stat(filepath.Join(dir, ".flowrun", "runs", "k")); err != nil {
 			args = []string{"run", "work.yaml", "--run-id", "k"}
 		}
 		args = append(args, "--events", fmt.Sprintf("events.%d.jsonl", attempts))
@@ -157,7 +160,10 @@ func TestKillAndResume(t *testing.T) {
 			again += n - 1
 		}
 	}
-	if again > 4*kills {
+	// An item is in flight until its record is on disk: it may run again if a kill
+	// finds it running (at most the concurrency, 4) or finished within the last
+	// journal interval (10 ms: at most about 4 more here, since items take 10-50 ms).
+	if again > 8*kills {
 		t.Errorf("%d item starts were repeats after %d kills", again, kills)
 	}
 	t.Logf("%d kills, %d attempts, %d repeated item starts", kills, attempts, again)
