@@ -130,8 +130,10 @@ func (c *chain) attempt(ctx context.Context, node *spec.Node, with map[string]an
 	a := node.Action
 	call := &action.Call{Action: a.Name, Version: a.Version, Params: with, RunID: c.r.id, Dir: c.dir,
 		Node: node.Name, Item: c.path, Attempt: attempt, Key: c.r.id + "/" + c.execKey()}
-	slots, exec := c.r.slots, c.r.exec // not c: the goroutine may outlive the item's chain (a timeout)
+	slots, exec, calls := c.r.slots, c.r.exec, &c.r.calls // not c: the goroutine may outlive the item's chain (a timeout)
+	calls.Add(1)
 	go func() {
+		defer calls.Done()
 		var res result
 		func() {
 			defer func() {

@@ -114,6 +114,7 @@ func Run(ctx context.Context, wf *spec.Workflow, inputs map[string]any, opts Opt
 		return nil, err
 	}
 	st, err := r.workflow(ctx, wf, inputs, nil, "")
+	r.drain()
 	var ie *ItemError
 	if errors.As(err, &ie) && ie.Kind != KindMap && ie.Kind != KindCancel {
 		// A top-level node failed: report it like a failed item. (A failed map
@@ -168,6 +169,7 @@ type run struct {
 	keyed   bool // units of work need keys: journaling or replaying
 	stats   *Stats
 
+	calls       sync.WaitGroup // action calls running, abandoned ones included
 	mu          sync.Mutex
 	failures    []Failure
 	itemsDone   atomic.Int64
@@ -335,6 +337,27 @@ func (r *run) failureList() []Failure {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]Failure(nil), r.failures...)
+}
+
+// callDrain bounds how long a run that ends waits for the calls it abandoned (a
+// timeout, a cancellation) to return.
+const callDrain = 5 * time.Second
+
+// drain waits, up to callDrain, for action calls still running to return: their
+// programs are killed when their context ends, and should be gone when Run returns
+// (and the process may exit).
+func (r *run) drain() {
+	done := make(chan struct{})
+	go func() {
+		r.calls.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(callDrain)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 // addSecret adds a value secret() read to those masked.
