@@ -144,6 +144,10 @@ nodes:
 		// When flowrun has exited, every program it started is gone (a zombie is
 		// gone too: its parent, killed, left it to init).
 		for _, pid := range pids {
+			// A SIGKILLed process may take a moment to die: wait a little.
+			for deadline := time.Now().Add(5 * time.Second); alive(pid) && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
 			if alive(pid) {
 				t.Errorf("round %d (%v): program %s still runs after flowrun exited", round, sig, pid)
 				syscall.Kill(atoi(pid), syscall.SIGKILL)
