@@ -3,8 +3,6 @@ package runtime
 import (
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 
 	"github.com/flowrun/flowrun/action"
 	"github.com/flowrun/flowrun/spec"
@@ -98,69 +96,3 @@ func (e *RunError) Error() string { return e.Err.Error() }
 
 func (e *RunError) Unwrap() error { return e.Err }
 
-// Report writes the failed items, one line each, in item order: those that failed
-// the run, those tolerated by max_failures, and those handled by on_error.
-func Report(failures []Failure) string {
-	if len(failures) == 0 {
-		return ""
-	}
-	sorted := append([]Failure(nil), failures...)
-	sort.SliceStable(sorted, func(i, j int) bool { return pathLess(sorted[i].Item, sorted[j].Item) })
-	failed, tolerated, handled := 0, 0, 0
-	for _, f := range sorted {
-		switch {
-		case f.Handled:
-			handled++
-		case f.Tolerated:
-			tolerated++
-		default:
-			failed++
-		}
-	}
-	var b strings.Builder
-	var parts []string
-	if failed > 0 || tolerated == 0 && handled == 0 {
-		parts = append(parts, fmt.Sprintf("failed items: %d", failed))
-	}
-	if tolerated > 0 {
-		parts = append(parts, fmt.Sprintf("tolerated failures: %d", tolerated))
-	}
-	if handled > 0 {
-		parts = append(parts, fmt.Sprintf("errors handled by on_error: %d", handled))
-	}
-	b.WriteString(strings.Join(parts, "; ") + "\n")
-	for _, f := range sorted {
-		item := f.Item
-		if item == "" {
-			item = "-"
-		}
-		tag := ""
-		switch {
-		case f.Handled:
-			tag = " (handled by on_error)"
-		case f.Tolerated:
-			tag = " (tolerated)"
-		}
-		plural := "s"
-		if f.Attempts == 1 {
-			plural = ""
-		}
-		fmt.Fprintf(&b, "  node %s item %s%s: %d attempt%s, %s: %s\n", f.Node, item, tag, f.Attempts, plural, f.Kind, f.Error)
-	}
-	return b.String()
-}
-
-// pathLess orders index paths numerically: "2" < "10", "3" < "3/0".
-func pathLess(a, b string) bool {
-	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
-	for i := 0; i < len(as) && i < len(bs); i++ {
-		if as[i] == bs[i] {
-			continue
-		}
-		if len(as[i]) != len(bs[i]) {
-			return len(as[i]) < len(bs[i])
-		}
-		return as[i] < bs[i]
-	}
-	return len(as) < len(bs)
-}

@@ -178,9 +178,13 @@ func TestTimeoutEndsStubbornAction(t *testing.T) {
 		f := newFlaky()
 		wf := loadArchive(t, testRegistry(t, f.action()), "failures", "timeout-ends-stubborn-action.yaml")
 		start := time.Now()
-		_, err := runtime.Run(context.Background(), wf, nil, runtime.Options{})
-		if took := time.Since(start); took != 2*time.Second {
-			t.Errorf("the run took %v, want the 2s timeout", took)
+		res, err := runtime.Run(context.Background(), wf, nil, runtime.Options{})
+		if res.Duration != 2*time.Second {
+			t.Errorf("the run took %v, want the 2s timeout", res.Duration)
+		}
+		// Run itself waits for the abandoned call, 5 s at most.
+		if took := time.Since(start); took != 7*time.Second {
+			t.Errorf("Run returned after %v, want 2s + 5s", took)
 		}
 		var re *runtime.RunError
 		if !errors.As(err, &re) || len(re.Failures) != 1 || re.Failures[0].Kind != "timeout" {

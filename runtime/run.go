@@ -88,7 +88,7 @@ type Result struct {
 	// Fields lists the names in Output in declaration order.
 	Fields []string
 	// Failures are the items that failed within their map's max_failures, and the
-	// errors on_error handled.
+	// errors on_error handled, in item order.
 	Failures []Failure
 	// Items counts the items that finished (at every depth, replayed ones
 	// included); FailedItems those that failed.
@@ -101,7 +101,9 @@ type Result struct {
 // Run runs the workflow with the given inputs (initial values of state fields) and
 // returns its final state. Inputs are checked against the state's types first: a
 // problem is an *InputError. A run that fails returns a *RunError listing every
-// failed item; when ctx is cancelled the error wraps ctx's cause.
+// failed item; when ctx is cancelled the error wraps ctx's cause. Run returns once
+// the calls it abandoned (to a timeout or a cancellation) have returned too, or 5 s
+// after the run's end: their programs are gone by then.
 func Run(ctx context.Context, wf *spec.Workflow, inputs map[string]any, opts Options) (*Result, error) {
 	inputs, err := CheckInputs(wf, inputs)
 	if err != nil {
@@ -114,6 +116,7 @@ func Run(ctx context.Context, wf *spec.Workflow, inputs map[string]any, opts Opt
 		return nil, err
 	}
 	st, err := r.workflow(ctx, wf, inputs, nil, "")
+	end := r.now()
 	r.drain()
 	var ie *ItemError
 	if errors.As(err, &ie) && ie.Kind != KindMap && ie.Kind != KindCancel {
@@ -125,7 +128,7 @@ func Run(ctx context.Context, wf *spec.Workflow, inputs map[string]any, opts Opt
 		}
 		r.fail(f)
 	}
-	res := &Result{RunID: r.id, Duration: r.now().Sub(start), Failures: r.failureList(),
+	res := &Result{RunID: r.id, Duration: end.Sub(start), Failures: sortFailures(r.failureList()),
 		Items: int(r.itemsDone.Load()), FailedItems: int(r.itemsFailed.Load()), Stats: r.stats}
 	res.Status = StatusSucceeded
 	if err != nil {

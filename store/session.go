@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -243,6 +244,11 @@ func (ss *Session) Close(res *runtime.Result, runErr error) error {
 		}
 	}
 	jerr := ss.journal.Close()
+	var failures []runtime.Failure
+	if res != nil {
+		failures = res.Failures
+	}
+	ferr := ss.writeFailures(failures)
 	now := time.Now().UTC()
 	m := &ss.Meta
 	m.Status, m.Finished, m.PID = status, &now, 0
@@ -253,12 +259,36 @@ func (ss *Session) Close(res *runtime.Result, runErr error) error {
 	if runErr != nil {
 		m.Error = runErr.Error()
 	}
-	err := ss.writeMeta()
+	err := errors.Join(ss.writeMeta(), ferr)
 	unlockFile(ss.lock)
 	if jerr != nil {
 		return fmt.Errorf("run %s: journal: %w", m.ID, jerr)
 	}
 	return err
+}
+
+// FailuresFile is the file that lists the failed items of the run's last attempt,
+// one JSON object (a runtime.Failure) a line.
+func (ss *Session) FailuresFile() string { return filepath.Join(ss.dir, "failed.jsonl") }
+
+func (ss *Session) writeFailures(failures []runtime.Failure) error {
+	if len(failures) == 0 {
+		if err := os.Remove(ss.FailuresFile()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return storeError(ss.dir, err)
+		}
+		return nil
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, f := range failures {
+		if err := enc.Encode(f); err != nil {
+			return err
+		}
+	}
+	if err := writeFile(ss.FailuresFile(), b.Bytes()); err != nil {
+		return storeError(ss.dir, err)
+	}
+	return nil
 }
 
 // Repair drops the damaged records in the middle of a run's journal (see

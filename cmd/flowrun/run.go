@@ -205,16 +205,14 @@ func (e *env) execute(c *cli.Context, wf *spec.Workflow, inputs map[string]any, 
 		runErr = nil
 	}
 	if runErr != nil {
-		err := e.runFailed(c.Context, runErr)
+		err := e.runFailed(c.Context, runErr, ss)
 		writeSummary(e.stderr, opts.RunID, status, res)
 		if ss != nil {
 			fmt.Fprintf(e.stderr, "flowrun: finished items are saved; continue with: %s\n", resumeCommand(c, opts.RunID))
 		}
 		return err
 	}
-	if len(res.Failures) > 0 {
-		fmt.Fprint(e.stderr, runtime.Report(res.Failures))
-	}
+	e.report(res.Failures, ss)
 	writeSummary(e.stderr, opts.RunID, status, res)
 	return writeOutput(e.stdout, c.String("output"), res.Output, res.Fields)
 }
@@ -249,15 +247,26 @@ func (e *env) warn(wf *spec.Workflow) {
 	}
 }
 
+// reportLines bounds the failure report on stderr; the store keeps the full list.
+const reportLines = 20
+
+// report prints the failed items, at most reportLines of them, and where the rest are.
+func (e *env) report(failures []runtime.Failure, ss *store.Session) {
+	fmt.Fprint(e.stderr, runtime.ReportAtMost(failures, reportLines))
+	if len(failures) > reportLines && ss != nil {
+		fmt.Fprintf(e.stderr, "flowrun: every failed item is listed in %s\n", ss.FailuresFile())
+	}
+}
+
 // runFailed reports a failed or interrupted run and picks the exit code.
-func (e *env) runFailed(ctx context.Context, err error) error {
+func (e *env) runFailed(ctx context.Context, err error, ss *store.Session) error {
 	var ie *runtime.InputError
 	if errors.As(err, &ie) {
 		return exitWith(exitInvalid, err)
 	}
 	var re *runtime.RunError
 	if errors.As(err, &re) {
-		fmt.Fprint(e.stderr, runtime.Report(re.Failures))
+		e.report(re.Failures, ss)
 		for _, f := range re.Failures {
 			if f.Map == "" && !f.Tolerated && !f.Handled && strings.HasSuffix(err.Error(), f.Error) {
 				// A top-level node failed: the report has said it all.
