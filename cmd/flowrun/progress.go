@@ -113,8 +113,11 @@ func (pr *progress) update(final bool) {
 		total, finished := ns.Items.Load(), ns.Done.Load()+ns.Failed.Load()
 		b.SetTotal(max(total, 1), false)
 		b.SetCurrent(finished)
-		if final {
-			b.SetTotal(max(total, finished, 1), true)
+		switch {
+		case final && finished >= total:
+			b.SetTotal(max(total, 1), true)
+		case final:
+			b.Abort(false) // stopped short (a failure, Ctrl-C): the bar keeps what really finished
 		}
 	}
 }
@@ -147,7 +150,7 @@ func (pr *progress) rateETA(ns *runtime.NodeStats, br *bar, s decor.Statistics) 
 	}
 	rate := float64(s.Current) / elapsed
 	out := fmt.Sprintf("  %s/s", shortCount(rate))
-	if !s.Completed && s.Total > s.Current {
+	if !s.Completed && !s.Aborted && s.Total > s.Current {
 		left := time.Duration(float64(s.Total-s.Current)/rate) * time.Second
 		out += fmt.Sprintf("  ETA %s", left.Round(time.Second))
 	}

@@ -109,3 +109,49 @@ func TestProgressOnTerminal(t *testing.T) {
 		}
 	}
 }
+
+const progressStopWorkflow = `version: 1
+nodes:
+  outer:
+    map: {over: "1..3", as: o, to: inner, with: {o: "${{ o }}"}, concurrency: 1}
+  inner:
+    map: {over: "1..10", as: i, to: work, with: {bad: "${{ input.o == 2 && i == 5 }}"}, concurrency: 1}
+  work:
+    action: fail
+    with: {times: "${{ input.bad ? 1 : 0 }}"}
+`
+
+// TestProgressStoppedShort: after a failure (or Ctrl-C) the bars jumped to 100%
+// ("75/75" with 36 of 125 done). They keep what really finished.
+func TestProgressStoppedShort(t *testing.T) {
+	bin, err := exec.LookPath("flowrun")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(progressStopWorkflow), 0o644)
+	master, slave := openPTY(t)
+	cmd := exec.Command(bin, "run", "p.yaml", "--store", "none")
+	cmd.Dir, cmd.Stderr = dir, slave
+	cmd.Env = append(os.Environ(), "TERM=xterm", "NO_COLOR=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	var screen bytes.Buffer
+	copied := make(chan struct{})
+	go func() { io.Copy(&screen, master); close(copied) }()
+	cmd.Wait()
+	<-copied
+	master.Close()
+	out := screen.String()
+	// inner: the first instance's 10 items and 5 of the second's, of 20 started.
+	if !strings.Contains(out, "15/20") {
+		t.Errorf("the bars do not show 15 of 20 inner items finished:\n%s", out)
+	}
+	for _, wrong := range []string{"20/20", "3/3", "100 %"} {
+		if strings.Contains(out, wrong) {
+			t.Errorf("the bars show %q after the run stopped short:\n%s", wrong, out)
+		}
+	}
+}
