@@ -176,3 +176,41 @@ func TestReopenChangedWorkflow(t *testing.T) {
 		t.Errorf("the forced resume: %v, %v", res, err)
 	}
 }
+
+// TestCreateIsWhole: a kill in the first milliseconds of a run left a folder
+// without meta.json ("no run" to resume, "exists already" to run). A run is made in
+// a hidden folder and renamed whole: what a kill leaves behind is not a run, and
+// the id stays free. Inputs are kept once, compactly, in inputs.json.
+func TestCreateIsWhole(t *testing.T) {
+	dir, st := setup(t, "resume")
+	g := &gate{}
+	reg := g.registry(t)
+	wf, err := spec.Load(filepath.Join(dir, "workflow.yaml"), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(st.Dir, "runs", ".new-k-123")
+	if err := os.MkdirAll(filepath.Join(left, "workflow"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if runs, err := st.List(); err != nil || len(runs) != 0 {
+		t.Errorf("List shows %v (%v) from a half-made run", runs, err)
+	}
+	ss, err := st.Create(wf, map[string]any{"got": []any{"x", 1.5}}, store.Meta{ID: "k"})
+	if err != nil {
+		t.Fatalf("the id of a half-made run is not free: %v", err)
+	}
+	if _, err := st.Create(wf, nil, store.Meta{ID: "k"}); err == nil || !strings.Contains(err.Error(), "exists already") {
+		t.Errorf("a second run k: %v", err)
+	}
+	ss.Close(nil, nil)
+	meta, _ := os.ReadFile(filepath.Join(st.Dir, "runs", "k", "meta.json"))
+	inputs, _ := os.ReadFile(filepath.Join(st.Dir, "runs", "k", "inputs.json"))
+	if strings.Contains(string(meta), "inputs") || string(inputs) != `{"got":["x",1.5]}` {
+		t.Errorf("meta.json:\n%s\ninputs.json: %s", meta, inputs)
+	}
+	entries, _ := os.ReadDir(filepath.Join(st.Dir, "runs"))
+	if len(entries) != 2 {
+		t.Errorf("runs/ holds %d entries, want k and the left-over folder", len(entries))
+	}
+}
