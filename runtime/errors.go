@@ -95,4 +95,3 @@ type RunError struct {
 func (e *RunError) Error() string { return e.Err.Error() }
 
 func (e *RunError) Unwrap() error { return e.Err }
-
