@@ -117,6 +117,9 @@ type Error struct {
 	// Permanent errors are not retried unless `retry.when` asks for it
 	// (an HTTP 404, a bad parameter); others are (a 503, a timeout).
 	Permanent bool
+	// Kind, when set, is the error's kind as `retry.when` and `on_error` see it in
+	// error.kind (timeout, panic, lost, ...); empty means "action".
+	Kind string
 	// Fields are extra fields of `error` in expressions, such as status or exit_code.
 	Fields map[string]any
 	// Err is the underlying error, if any.

@@ -30,6 +30,12 @@ type Call struct {
 	Item string `json:"item,omitempty"`
 	// Attempt counts from 1.
 	Attempt int `json:"attempt"`
+	// Timeout bounds the attempt (0: no bound). The runtime enforces it; an
+	// executor that carries the call elsewhere enforces it there too.
+	Timeout time.Duration `json:"timeout,omitempty"`
+	// Pool names the workers that should run the call ("" any; "local" this
+	// process), for executors that spread calls over machines.
+	Pool string `json:"pool,omitempty"`
 	// Key identifies the call's unit of work: the same for every attempt of it and
 	// after the run is resumed, and different for every other call of any run. It
 	// serves as an idempotency key.

@@ -22,6 +22,16 @@ type Executor interface {
 	Execute(ctx context.Context, call *Call) (map[string]any, error)
 }
 
+// TimedExecutor is an Executor that bounds each attempt by Call.Timeout itself,
+// from when the attempt starts where it runs (a call sent to other machines may wait
+// in a queue first), and fails it with an *Error of Kind "timeout" then. The
+// runtime leaves the timeout of its calls to it.
+type TimedExecutor interface {
+	Executor
+	// EnforcesTimeouts reports whether the executor bounds attempts itself.
+	EnforcesTimeouts() bool
+}
+
 // ExecutorFunc adapts a function to Executor.
 type ExecutorFunc func(ctx context.Context, call *Call) (map[string]any, error)
 

@@ -101,7 +101,7 @@ func (c *chain) invoke(ctx context.Context, node *spec.Node, vars map[string]any
 // run-wide slot until it really returns.
 func (c *chain) attempt(ctx context.Context, node *spec.Node, with map[string]any, attempt int) (map[string]any, error) {
 	actx := ctx
-	if node.Timeout > 0 {
+	if node.Timeout > 0 && (node.Kind == spec.WorkflowNode || !c.r.timed) {
 		tctx, cancel := context.WithCancelCause(ctx)
 		stop := c.r.clock.AfterFunc(node.Timeout, func() { cancel(errTimeout) })
 		defer func() {
@@ -129,7 +129,7 @@ func (c *chain) attempt(ctx context.Context, node *spec.Node, with map[string]an
 	done := make(chan result, 1)
 	a := node.Action
 	call := &action.Call{Action: a.Name, Version: a.Version, Params: with, RunID: c.r.id, Dir: c.dir,
-		Node: node.Name, Item: c.path, Attempt: attempt, Key: c.r.id + "/" + c.execKey()}
+		Node: node.Name, Item: c.path, Attempt: attempt, Key: c.r.id + "/" + c.execKey(), Timeout: node.Timeout, Pool: node.Pool}
 	slots, exec, calls := c.r.slots, c.r.exec, &c.r.calls // not c: the goroutine may outlive the item's chain (a timeout)
 	calls.Add(1)
 	go func() {

@@ -185,7 +185,7 @@ func handles(node *spec.Node, ie *ItemError) bool {
 		return false
 	}
 	switch ie.Kind {
-	case KindAction, KindTimeout, KindPanic:
+	case KindAction, KindTimeout, KindPanic, KindLost:
 		return true
 	}
 	return false

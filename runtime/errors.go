@@ -19,6 +19,7 @@ const (
 	KindRoute      = "route"      // no route case matched an item
 	KindMap        = "map"        // a nested map failed
 	KindLimit      = "limit"      // a limit was reached (max_steps, max_items)
+	KindLost       = "lost"       // the call was delivered to workers the most times allowed, and none finished it
 )
 
 // ItemError is the failure of one item's chain (or of a top-level node).
@@ -65,6 +66,9 @@ func asItemError(node *spec.Node, kind string, err error) *ItemError {
 	fields := map[string]any(nil)
 	if errors.As(err, &ae) {
 		fields = ae.Fields
+		if ae.Kind != "" {
+			kind = ae.Kind
+		}
 	}
 	return &ItemError{Node: node, Kind: kind, Attempts: 1, Err: err, Fields: fields}
 }

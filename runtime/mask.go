@@ -55,7 +55,7 @@ func maskError(err error, secrets []string) error {
 	m := maskText(msg, secrets)
 	var ae *action.Error
 	if errors.As(err, &ae) {
-		return &action.Error{Msg: m, Permanent: ae.Permanent, Fields: maskFields(ae.Fields, secrets)}
+		return &action.Error{Msg: m, Permanent: ae.Permanent, Kind: ae.Kind, Fields: maskFields(ae.Fields, secrets)}
 	}
 	if m == msg {
 		return err

@@ -152,6 +152,7 @@ type run struct {
 	opts  Options
 	id    string
 	exec  action.Executor
+	timed bool // the executor bounds attempts by their timeout itself
 	clock Clock
 	log   *slog.Logger  // nil: no records
 	slots chan struct{} // run-wide action slots
@@ -228,6 +229,9 @@ func newRun(wf *spec.Workflow, opts Options) *run {
 	}
 	if r.exec == nil {
 		r.exec = wf.Registry.Local(action.Env{Dir: wf.Dir, Getenv: getenv, Logger: opts.Logger, Sleep: r.clock.Sleep})
+	}
+	if te, ok := r.exec.(action.TimedExecutor); ok {
+		r.timed = te.EnforcesTimeouts()
 	}
 	r.runVar = map[string]any{"id": r.id, "name": wf.Name}
 	var addDir func(w *spec.Workflow)

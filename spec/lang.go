@@ -158,6 +158,7 @@ var nodeDef = &objDef{
 		{"retry", "Retry failed attempts.", ref("retry")},
 		{"timeout", "Bound each attempt.", durationSchema},
 		{"on_error", "What happens after the last failed attempt: fail, skip, or {update, set, next}.", ref("onError")},
+		{"pool", "With --nats: the workers that run this action (those started with --pool NAME); `local` runs it in the coordinator.", schema{"type": "string", "pattern": `^[A-Za-z_][A-Za-z0-9_-]*$`}},
 	},
 }
 

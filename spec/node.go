@@ -17,7 +17,7 @@ var kindKeys = []string{"action", "map", "parallel", "workflow"}
 
 // kindAllows lists the keys each kind of node accepts besides its kind key.
 var kindAllows = map[NodeKind][]string{
-	ActionNode:   {"description", "with", "update", "set", "next", "retry", "timeout", "on_error"},
+	ActionNode:   {"description", "with", "update", "set", "next", "retry", "timeout", "on_error", "pool"},
 	WorkflowNode: {"description", "with", "update", "set", "next", "retry", "timeout", "on_error"},
 	MapNode:      {"description", "next"},
 	ParallelNode: {"description", "next"},
@@ -162,6 +162,14 @@ func (p *parser) node(node *Node, key, val *yaml.Node) {
 		node.Map = p.mapBlock(m.get(p, "map"), what)
 	case ParallelNode:
 		p.parallel(node, m.get(p, "parallel"), what)
+	}
+	if v := m.get(p, "pool"); v != nil && node.Kind == ActionNode {
+		if name, ok := p.str(v, what+".pool"); ok {
+			if !nameSchemaRE.MatchString(name) {
+				p.errorf(v, "%s.pool: %q is not a pool name (letters, digits, _ and -)", what, name)
+			}
+			node.Pool = name
+		}
 	}
 	if node.Kind == ActionNode || node.Kind == WorkflowNode {
 		if v := m.get(p, "retry"); v != nil {

@@ -130,7 +130,7 @@ func nodeSchema(reg *action.Registry) schema {
 			rules = append(rules, schema{"not": requires(a, b)})
 		}
 	}
-	for _, kind := range []NodeKind{MapNode, ParallelNode} {
+	for _, kind := range []NodeKind{MapNode, ParallelNode, WorkflowNode} {
 		allowed := stringsToAny(append([]string{kind.String()}, kindAllows[kind]...))
 		rules = append(rules, schema{
 			"if":   requires(kind.String()),

@@ -156,6 +156,9 @@ type Node struct {
 	Timeout time.Duration
 	// OnError says what happens after the last failed attempt; nil means fail.
 	OnError *OnError
+	// Pool names the workers that run an action node's calls when a run spreads them
+	// over machines: "" any, "local" the coordinator itself.
+	Pool string
 }
 
 // Assign is one entry of `update` or `set`.

@@ -103,6 +103,8 @@ func (e *env) app() *cli.App {
 			e.graphCommand(),
 			e.schemaCommand(),
 			e.actionsCommand(),
+			e.workerCommand(),
+			e.workersCommand(),
 			e.versionCommand(),
 		},
 		Action: func(c *cli.Context) error {

@@ -18,7 +18,8 @@ var importEdges = map[string][]string{
 	"journal":     {"value"},
 	"runtime":     {"spec", "journal", "action", "value"},
 	"store":       {"runtime", "journal", "spec", "action", "value"},
-	"cmd/flowrun": {"store", "runtime", "journal", "spec", "builtins", "action", "value"},
+	"natsexec":    {"runtime", "action", "value"},
+	"cmd/flowrun": {"store", "natsexec", "runtime", "journal", "spec", "builtins", "action", "value"},
 }
 
 // leaves may use no module outside the standard library (and this module's leaves).

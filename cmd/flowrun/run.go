@@ -27,7 +27,7 @@ var allowPathFlag = &cli.StringSliceFlag{Name: "allow-path", Usage: "let file ac
 var storeFlag = &cli.StringFlag{Name: "store", Value: ".flowrun", Usage: "keep runs in `DIR`, so they can resume; none to keep nothing"}
 
 func runFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.IntFlag{Name: "max-workers", Usage: "actions in flight across the run (default: limits.concurrency, else 16)"},
 		&cli.StringFlag{Name: "output", Value: "json", Usage: "json or yaml"},
 		&cli.StringFlag{Name: "events", Usage: "write one JSON event per line to `FILE` (- for stderr)"},
@@ -35,7 +35,7 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "allow-exec", Usage: "allow the exec action to run programs"},
 		allowPathFlag,
 		storeFlag,
-	}
+	}, natsFlags()...)
 }
 
 func (e *env) runCommand() *cli.Command {
@@ -169,19 +169,28 @@ func (e *env) execute(c *cli.Context, wf *spec.Workflow, inputs map[string]any, 
 		closeEvents()
 		return abort(err)
 	}
-	var logTo io.Writer = e.stderr
-	var pr *progress
-	if show {
-		pr = startProgress(e.stderr, opts.Stats, wf.Name)
-		logTo = pr
-	}
-	env := action.Env{Dir: wf.Dir, AllowExec: fl.allowExec, AllowPaths: fl.allowPaths, Logger: slog.New(&lineHandler{w: logTo})}
+	log := &lineHandler{w: e.stderr}
+	env := action.Env{Dir: wf.Dir, AllowExec: fl.allowExec, AllowPaths: fl.allowPaths, Logger: slogOf(log)}
 	if st := storeOf(c); st != nil {
 		if abs, err := filepath.Abs(st.Dir); err == nil {
 			env.Private = []string{abs}
 		}
 	}
 	opts.Executor = e.reg.Local(env)
+	var so *scaledOut
+	if c.String("nats") != "" {
+		if so, err = e.scaleOut(c, opts.RunID, opts.Executor, ss, log); err != nil {
+			closeEvents()
+			return abort(exitWith(exitInvalid, err))
+		}
+		opts.Executor = so.exec
+		natsOptions(c, &opts)
+	}
+	var pr *progress
+	if show {
+		pr = startProgress(e.stderr, opts.Stats, wf.Name)
+		log.to(pr)
+	}
 	var res *runtime.Result
 	var runErr error
 	if ss != nil {
@@ -191,6 +200,10 @@ func (e *env) execute(c *cli.Context, wf *spec.Workflow, inputs map[string]any, 
 	}
 	if pr != nil {
 		pr.finish()
+		log.to(e.stderr)
+	}
+	if so != nil {
+		so.stop(runErr == nil)
 	}
 	if err := closeEvents(); err != nil {
 		fmt.Fprintf(e.stderr, "flowrun: --events: %v\n", err)
@@ -318,6 +331,15 @@ type lineHandler struct {
 	mu sync.Mutex
 	w  io.Writer
 }
+
+// to sends the lines to w from now on.
+func (h *lineHandler) to(w io.Writer) {
+	h.mu.Lock()
+	h.w = w
+	h.mu.Unlock()
+}
+
+func slogOf(h *lineHandler) *slog.Logger { return slog.New(h) }
 
 func (h *lineHandler) Enabled(context.Context, slog.Level) bool { return true }
 

@@ -1,0 +1,445 @@
+package natsexec
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flowrun/flowrun/action"
+)
+
+// leaseTTL is how long a coordinator's hold on a run lasts without a refresh.
+const leaseTTL = 30 * time.Second
+
+// Options configure an Executor.
+type Options struct {
+	// RunID is the run whose calls it carries, and Epoch the run's attempt (0 for a
+	// new run, one more for each resume): task ids of different epochs differ.
+	RunID string
+	Epoch int
+	// Local runs the calls of pool "local", in this process.
+	Local action.Executor
+	// Name names the coordinator in the run's lease.
+	Name string
+	// Logger is told of waits for workers.
+	Logger *slog.Logger
+	// NoWorkerWait is how long a call waits when no live worker serves its pool
+	// before it fails (0: 30 s); a warning comes after a few seconds.
+	NoWorkerWait time.Duration
+}
+
+// Executor carries out calls on workers: each attempt is a task in its pool's
+// queue, and the first result a worker sends back is the attempt's outcome. It is
+// safe for concurrent use; Close it when the run ends.
+type Executor struct {
+	conn *Conn
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	waiting map[string]*pending // task id → the call waiting for it
+	bySeq   map[uint64]string   // task stream sequence → task id
+	earlier map[string]*result  // call key → a result of an earlier epoch
+	workers map[string]time.Time
+	checked time.Time // when workers was read
+
+	results jetstream.MessagesContext
+	adv     *nats.Subscription
+	lease   uint64
+	stop    chan struct{}
+	done    sync.WaitGroup
+}
+
+type pending struct {
+	done chan *result
+	pool string
+}
+
+// NewExecutor takes the run's lease (refusing a run another coordinator holds) and
+// reads the results the run's earlier epochs left, before it sends anything.
+func NewExecutor(ctx context.Context, c *Conn, opts Options) (*Executor, error) {
+	if opts.Local == nil {
+		return nil, errors.New("natsexec: Options.Local is required")
+	}
+	if opts.NoWorkerWait <= 0 {
+		opts.NoWorkerWait = 30 * time.Second
+	}
+	e := &Executor{conn: c, opts: opts, log: opts.Logger, waiting: map[string]*pending{}, bySeq: map[uint64]string{},
+		earlier: map[string]*result{}, stop: make(chan struct{})}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if err := e.takeLease(ctx); err != nil {
+		return nil, err
+	}
+	if err := e.subscribe(ctx); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// EnforcesTimeouts: workers bound each attempt from when they start it.
+func (e *Executor) EnforcesTimeouts() bool { return true }
+
+// takeLease records that this coordinator runs the run, and keeps the record fresh.
+func (e *Executor) takeLease(ctx context.Context) error {
+	key := token(e.opts.RunID)
+	rev, err := e.conn.runs.Create(ctx, key, []byte(e.opts.Name))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		if entry, gerr := e.conn.runs.Get(ctx, key); gerr == nil {
+			return fmt.Errorf("run %s is coordinated by %s (through the same NATS server); wait for it to end, or stop it", e.opts.RunID, entry.Value())
+		}
+		rev, err = e.conn.runs.Create(ctx, key, []byte(e.opts.Name))
+	}
+	if err != nil {
+		return fmt.Errorf("the NATS server: the run's lease: %w", err)
+	}
+	e.lease = rev
+	e.done.Add(1)
+	go func() {
+		defer e.done.Done()
+		t := time.NewTicker(leaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				if rev, err := e.conn.runs.Update(context.Background(), key, []byte(e.opts.Name), e.lease); err == nil {
+					e.lease = rev
+				}
+			case <-e.stop:
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// subscribe reads the run's results (those of earlier epochs first, to the last)
+// and the server's notices of tasks delivered the most times allowed.
+func (e *Executor) subscribe(ctx context.Context) error {
+	cons, err := e.conn.JS.OrderedConsumer(ctx, resultsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{resultsOf(e.opts.RunID)}, DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return fmt.Errorf("the NATS server: reading results: %w", err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("the NATS server: reading results: %w", err)
+	}
+	if e.results, err = cons.Messages(); err != nil {
+		return fmt.Errorf("the NATS server: reading results: %w", err)
+	}
+	for range info.NumPending { // what earlier epochs left, before any call is made
+		msg, err := e.results.Next()
+		if err != nil {
+			return fmt.Errorf("the NATS server: reading results: %w", err)
+		}
+		e.received(msg)
+	}
+	e.done.Add(1)
+	go func() {
+		defer e.done.Done()
+		for {
+			msg, err := e.results.Next()
+			if err != nil {
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					return
+				}
+				continue // the ordered consumer recovers by itself (a server restart)
+			}
+			e.received(msg)
+		}
+	}()
+	e.adv, err = e.conn.NC.Subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES."+tasksStream+".*", e.lost)
+	return err
+}
+
+// received hands a result to the call that waits for it, or keeps it for a call
+// of this epoch that a resumed run will make again.
+func (e *Executor) received(msg jetstream.Msg) {
+	data, err := e.conn.payload(context.Background(), msg.Headers(), msg.Data())
+	var res result
+	if err == nil {
+		err = json.Unmarshal(data, &res)
+	}
+	if err == nil {
+		err = res.normalize() // JSON numbers came as float64: the integer rule again
+	}
+	if err != nil {
+		e.log.Warn("a result that cannot be read: dropped", "error", err)
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p := e.waiting[res.ID]; p != nil {
+		delete(e.waiting, res.ID)
+		p.done <- &res
+		e.conn.dropPayload(context.Background(), msg.Headers())
+		return
+	}
+	if epochOf(res.ID) < e.opts.Epoch && res.Error == nil {
+		e.earlier[res.Key] = &res
+	}
+}
+
+// epochOf reads the epoch of a task id (<key>/<epoch>/<attempt>).
+func epochOf(id string) int {
+	parts := strings.Split(id, "/")
+	if len(parts) < 3 {
+		return -1
+	}
+	n, err := strconv.Atoi(parts[len(parts)-2])
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// advisory is the part of JetStream's max-deliveries advisory that matters.
+type advisory struct {
+	StreamSeq  uint64 `json:"stream_seq"`
+	Deliveries int    `json:"deliveries"`
+}
+
+// lost fails the call whose task the server delivered the most times allowed
+// (every worker that took it died, or none could finish it), and drops the task.
+func (e *Executor) lost(m *nats.Msg) {
+	var a advisory
+	if json.Unmarshal(m.Data, &a) != nil {
+		return
+	}
+	e.mu.Lock()
+	id, ok := e.bySeq[a.StreamSeq]
+	p := e.waiting[id]
+	if ok && p != nil {
+		delete(e.waiting, id)
+		delete(e.bySeq, a.StreamSeq)
+	}
+	e.mu.Unlock()
+	if p == nil {
+		return
+	}
+	e.conn.tasks.DeleteMsg(context.Background(), a.StreamSeq)
+	p.done <- &result{ID: id, Error: &wireError{Kind: "lost", Permanent: true, Msg: fmt.Sprintf(
+		"the task was delivered %d times and no worker finished it (each died, or was stopped, holding it)", a.Deliveries)}}
+}
+
+// Execute sends one attempt of call to a worker of its pool and waits for the
+// result, or runs it here for pool "local".
+func (e *Executor) Execute(ctx context.Context, call *action.Call) (map[string]any, error) {
+	if call.Pool == LocalPool {
+		return e.local(ctx, call)
+	}
+	params, err := json.Marshal(call.Params)
+	if err != nil {
+		return nil, action.Permanentf("the parameters cannot be sent: %v", err)
+	}
+	h := paramsHash(call, params)
+	id, pool := taskID(call, e.opts.Epoch), poolOf(call)
+	p := &pending{done: make(chan *result, 1), pool: pool}
+	e.mu.Lock()
+	if prev := e.earlier[call.Key]; prev != nil && call.Attempt == 1 && prev.Hash == h {
+		delete(e.earlier, call.Key)
+		e.mu.Unlock()
+		return prev.Output, nil // a worker finished it while the coordinator was away
+	}
+	e.waiting[id] = p
+	e.mu.Unlock()
+	forget := func() {
+		e.mu.Lock()
+		delete(e.waiting, id)
+		e.mu.Unlock()
+	}
+	data, _ := json.Marshal(&task{V: Protocol, ID: id, Run: e.opts.RunID, Call: call, Hash: h})
+	msg, err := e.conn.message(ctx, taskSubject(pool, e.opts.RunID), "t-"+hash(id), data)
+	if err != nil {
+		forget()
+		return nil, err
+	}
+	seq, err := e.publish(ctx, msg, id)
+	if err != nil {
+		forget()
+		return nil, err
+	}
+	e.mu.Lock()
+	e.bySeq[seq] = id
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.bySeq, seq)
+		e.mu.Unlock()
+	}()
+	res, err := e.await(ctx, p, id)
+	if err != nil {
+		forget()
+		e.conn.NC.Publish(cancelSubject+"."+token(e.opts.RunID), []byte(id)) // the worker may stop
+		return nil, err
+	}
+	e.conn.dropPayload(context.Background(), msg.Header)
+	if res.Error != nil {
+		return nil, res.Error.err()
+	}
+	if res.Output == nil {
+		res.Output = map[string]any{}
+	}
+	return res.Output, nil
+}
+
+// publish sends a task, again while the server does not answer (it restarts), for
+// a minute at most; it returns the task's sequence in the stream.
+func (e *Executor) publish(ctx context.Context, msg *nats.Msg, id string) (uint64, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		fut, err := e.conn.JS.PublishMsgAsync(msg, jetstream.WithMsgID(id))
+		if err == nil {
+			select {
+			case ack := <-fut.Ok():
+				return ack.Sequence, nil
+			case err = <-fut.Err():
+			case <-ctx.Done():
+				return 0, context.Cause(ctx)
+			}
+		}
+		if time.Now().After(deadline) || !retryable(err) {
+			return 0, &action.Error{Msg: fmt.Sprintf("sending the task to the NATS server: %v", err)}
+		}
+		sleep(ctx, 500*time.Millisecond)
+		if ctx.Err() != nil {
+			return 0, context.Cause(ctx)
+		}
+	}
+}
+
+// retryable reports whether a publish may succeed later: the server is away.
+func retryable(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout)
+}
+
+// await waits for a task's result; when no live worker serves its pool, it warns,
+// and fails the call after NoWorkerWait.
+func (e *Executor) await(ctx context.Context, p *pending, id string) (*result, error) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var alone time.Duration // how long no worker has served the pool
+	warned := false
+	for {
+		select {
+		case res := <-p.done:
+			return res, nil
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-t.C:
+			if e.live(ctx, p.pool) {
+				alone = 0
+				continue
+			}
+			alone += time.Second
+			if alone >= 3*time.Second && !warned {
+				warned = true
+				e.log.Warn(fmt.Sprintf("no worker serves pool %s: start one with `flowrun worker --nats URL --pool %s`", p.pool, p.pool))
+			}
+			if alone >= e.opts.NoWorkerWait {
+				return nil, &action.Error{Permanent: true, Msg: fmt.Sprintf(
+					"no worker served pool %s for %s: start one with `flowrun worker --nats URL --pool %s`, then resume the run", p.pool, e.opts.NoWorkerWait, p.pool)}
+			}
+		}
+	}
+}
+
+// live reports whether a live worker serves the pool (read at most once a second).
+func (e *Executor) live(ctx context.Context, pool string) bool {
+	e.mu.Lock()
+	stale := time.Since(e.checked) >= time.Second
+	if stale {
+		e.checked = time.Now()
+	}
+	e.mu.Unlock()
+	if stale {
+		infos, err := Workers(ctx, e.conn)
+		if err != nil {
+			return true // cannot tell: do not fail the call for it
+		}
+		pools := map[string]time.Time{}
+		for _, w := range infos {
+			for _, p := range w.Pools {
+				pools[p] = w.Seen
+			}
+		}
+		e.mu.Lock()
+		e.workers = pools
+		e.mu.Unlock()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.workers[pool]
+	return ok
+}
+
+// local runs a call of pool "local" here, bounded by its timeout.
+func (e *Executor) local(ctx context.Context, call *action.Call) (map[string]any, error) {
+	if call.Timeout <= 0 {
+		return e.opts.Local.Execute(ctx, call)
+	}
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	timer := time.AfterFunc(call.Timeout, func() { cancel(errTimeout) })
+	defer timer.Stop()
+	out, err := e.opts.Local.Execute(actx, call)
+	if errors.Is(context.Cause(actx), errTimeout) {
+		return nil, &action.Error{Kind: "timeout", Msg: fmt.Sprintf("timed out after %s", call.Timeout)}
+	}
+	return out, err
+}
+
+// Purge drops the run's results from the server: call it when the run succeeded
+// and none will be needed again.
+func (e *Executor) Purge(ctx context.Context) error {
+	return e.conn.results.Purge(ctx, jetstream.WithPurgeSubject(resultsOf(e.opts.RunID)))
+}
+
+// Close stops reading results and releases the run's lease.
+func (e *Executor) Close() {
+	close(e.stop)
+	if e.results != nil {
+		e.results.Stop()
+	}
+	if e.adv != nil {
+		e.adv.Unsubscribe()
+	}
+	e.done.Wait()
+	e.conn.runs.Delete(context.Background(), token(e.opts.RunID))
+}
+
+// Workers lists the live workers, by name.
+func Workers(ctx context.Context, c *Conn) ([]Info, error) {
+	keys, err := c.workers.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Info
+	for k := range keys.Keys() {
+		entry, err := c.workers.Get(ctx, k)
+		if err != nil {
+			continue // gone since
+		}
+		var info Info
+		if json.Unmarshal(entry.Value(), &info) == nil && time.Since(info.Seen) < workerTTL {
+			out = append(out, info)
+		}
+	}
+	slices.SortFunc(out, func(a, b Info) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}

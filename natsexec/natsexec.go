@@ -1,0 +1,179 @@
+// Package natsexec runs a workflow's action calls on other machines through NATS
+// JetStream: Executor is the coordinator's side (an action.Executor), Worker the
+// other (`flowrun worker`).
+//
+// The layout on the server:
+//
+//	FLOWRUN_TASKS     a work-queue stream, subjects flowrun.tasks.<pool>.<run>: one
+//	                  task per attempt of a call, deduplicated by its id
+//	                  <run>/<unit>/<epoch>/<attempt>; one durable pull consumer per pool
+//	                  (pool_<pool>), which every worker of the pool pulls from
+//	FLOWRUN_RESULTS   a stream of results, one subject per task
+//	                  (flowrun.results.<run>.<task hash>) holding at most one
+//	                  message: the first result of a task wins, later ones (from a
+//	                  redelivered task) are refused by the server
+//	FLOWRUN_PAYLOADS  an object store for tasks and results over 256 KiB
+//	FLOWRUN_WORKERS   a key-value bucket: each live worker's name, pools, slots and
+//	                  version, refreshed every few seconds
+//	FLOWRUN_RUNS      a key-value bucket: which coordinator runs a run (a lease)
+//
+// Delivery is at least once: a worker that dies holding a task lets its ack wait
+// pass, and the server delivers the task again, up to MaxDeliveries times; then the
+// call fails with kind "lost". The coordinator's journal is the source of truth: a
+// resumed coordinator (a new epoch) takes the results workers published while it
+// was away, and sends again only the calls that have none.
+package natsexec
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/value"
+)
+
+// Protocol is the version of the task and result messages; a worker refuses the
+// tasks of another.
+const Protocol = 1
+
+// The names on the server.
+const (
+	tasksStream    = "FLOWRUN_TASKS"
+	resultsStream  = "FLOWRUN_RESULTS"
+	payloadsBucket = "FLOWRUN_PAYLOADS"
+	workersBucket  = "FLOWRUN_WORKERS"
+	runsBucket     = "FLOWRUN_RUNS"
+	cancelSubject  = "flowrun.cancel" // core NATS: flowrun.cancel.<run>, the task id
+)
+
+// Defaults of the layout and of the protocol's timing.
+const (
+	// DefaultPool is the pool of the calls of nodes that name none.
+	DefaultPool = "default"
+	// LocalPool keeps a node's calls in the coordinator.
+	LocalPool = "local"
+	// MaxDeliveries is how many times a task is delivered before its call is lost.
+	MaxDeliveries = 5
+	// ackWait is how long a worker may hold a task without a sign of life
+	// (InProgress) before the server delivers it again.
+	ackWait = 30 * time.Second
+	// inline bounds a message's payload; a larger one goes to the object store.
+	inline = 256 << 10
+	// workerTTL is how long a worker counts as live after its last heartbeat.
+	workerTTL = 15 * time.Second
+)
+
+// task is what the coordinator sends a worker: one attempt of a call.
+type task struct {
+	V  int    `json:"v"`
+	ID string `json:"id"`
+	// Run is the coordinator's run: the result goes to its subject.
+	Run  string       `json:"run"`
+	Call *action.Call `json:"call"`
+	// Hash identifies the call's parameters (a resumed run reuses a result only for
+	// the same parameters).
+	Hash string `json:"hash"`
+}
+
+// result is what a worker sends back.
+type result struct {
+	V      int            `json:"v"`
+	ID     string         `json:"id"`
+	Key    string         `json:"key"`
+	Hash   string         `json:"hash"`
+	Worker string         `json:"worker,omitempty"`
+	Output map[string]any `json:"output,omitempty"`
+	Error  *wireError     `json:"error,omitempty"`
+}
+
+// wireError is an action error as it travels.
+type wireError struct {
+	Msg       string         `json:"msg"`
+	Kind      string         `json:"kind,omitempty"`
+	Permanent bool           `json:"permanent,omitempty"`
+	Fields    map[string]any `json:"fields,omitempty"`
+}
+
+// normalize applies the integer rule to what JSON decoding gave.
+func (r *result) normalize() error {
+	if r.Output != nil {
+		out, err := value.Normalize(r.Output)
+		if err != nil {
+			return err
+		}
+		r.Output = out.(map[string]any)
+	}
+	if r.Error != nil && r.Error.Fields != nil {
+		f, err := value.Normalize(r.Error.Fields)
+		if err != nil {
+			return err
+		}
+		r.Error.Fields = f.(map[string]any)
+	}
+	return nil
+}
+
+func (e *wireError) err() *action.Error {
+	return &action.Error{Msg: e.Msg, Kind: e.Kind, Permanent: e.Permanent, Fields: e.Fields}
+}
+
+// taskID is the id of one attempt of a call in one epoch of a run: the dedupe id
+// of its message. A retry, and a resumed run, make new ids.
+func taskID(call *action.Call, epoch int) string {
+	return call.Key + "/" + strconv.Itoa(epoch) + "/" + strconv.Itoa(call.Attempt)
+}
+
+// hash is a subject-safe digest.
+func hash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:16])
+}
+
+var safeToken = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// token makes a subject token of a run id or pool name: itself when it is safe,
+// else a digest.
+func token(s string) string {
+	if safeToken.MatchString(s) {
+		return s
+	}
+	return "h" + hash(s)
+}
+
+func taskSubject(pool, run string) string { return "flowrun.tasks." + token(pool) + "." + token(run) }
+func resultSubject(run, id string) string { return "flowrun.results." + token(run) + "." + hash(id) }
+func resultsOf(run string) string         { return "flowrun.results." + token(run) + ".>" }
+func consumerName(pool string) string     { return "pool_" + token(pool) }
+
+// poolOf is the pool a call goes to.
+func poolOf(call *action.Call) string {
+	if call.Pool == "" {
+		return DefaultPool
+	}
+	return call.Pool
+}
+
+// paramsHash identifies a call's action and parameters.
+func paramsHash(call *action.Call, params []byte) string {
+	return hash(call.Action + "\x00" + call.Version + "\x00" + string(params))
+}
+
+// checkVersion refuses a server older than 2.9, whose streams lack
+// DiscardNewPerSubject.
+func checkVersion(v string) error {
+	parts := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3)
+	if len(parts) < 2 {
+		return nil // unknown: let the stream settings speak
+	}
+	major, _ := strconv.Atoi(parts[0])
+	minor, _ := strconv.Atoi(parts[1])
+	if major < 2 || major == 2 && minor < 9 {
+		return fmt.Errorf("the NATS server is version %s; flowrun needs 2.9 or later (it uses DiscardNewPerSubject): upgrade the server", v)
+	}
+	return nil
+}

@@ -1,0 +1,371 @@
+package natsexec
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/value"
+)
+
+// Worker takes the tasks of some pools and runs them with a local executor, whose
+// policy (exec, paths) is the worker's own: nothing in a task widens it.
+type Worker struct {
+	Conn *Conn
+	// Exec runs the calls: Registry.Local with the worker's policy.
+	Exec action.Executor
+	// Name identifies the worker in `flowrun workers`.
+	Name string
+	// Pools are the pools it takes tasks of; empty means DefaultPool.
+	Pools []string
+	// Slots bounds the tasks it runs at once (0: 16).
+	Slots int
+	// Version is the program's version, shown by `flowrun workers`.
+	Version string
+	// Log receives what the worker has to say (nil: nothing).
+	Log *slog.Logger
+
+	slots   chan struct{}
+	busy    atomic.Int64
+	mu      sync.Mutex
+	running map[string]context.CancelCauseFunc // task id → its attempt's cancel
+	wg      sync.WaitGroup
+}
+
+// Info is what a live worker says of itself.
+type Info struct {
+	Name     string    `json:"name"`
+	Pools    []string  `json:"pools"`
+	Slots    int       `json:"slots"`
+	Busy     int64     `json:"busy"`
+	Version  string    `json:"version"`
+	Protocol int       `json:"protocol"`
+	Started  time.Time `json:"started"`
+	Seen     time.Time `json:"seen"`
+}
+
+// Run takes tasks until ctx is done; then it takes no more, finishes the tasks it
+// holds (their results are sent), and returns.
+func (w *Worker) Run(ctx context.Context) error {
+	if w.Slots <= 0 {
+		w.Slots = 16
+	}
+	if len(w.Pools) == 0 {
+		w.Pools = []string{DefaultPool}
+	}
+	if w.Log == nil {
+		w.Log = slog.New(slog.DiscardHandler)
+	}
+	w.slots = make(chan struct{}, w.Slots)
+	w.running = map[string]context.CancelCauseFunc{}
+	cancels, err := w.Conn.NC.Subscribe(cancelSubject+".>", w.cancelled)
+	if err != nil {
+		return err
+	}
+	defer cancels.Unsubscribe()
+	info := Info{Name: w.Name, Pools: w.Pools, Slots: w.Slots, Version: w.Version, Protocol: Protocol, Started: time.Now().UTC()}
+	w.announce(ctx, &info)
+	beats := make(chan struct{})
+	go func() {
+		defer close(beats)
+		t := time.NewTicker(workerTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				w.announce(ctx, &info)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var loops sync.WaitGroup
+	errs := make(chan error, len(w.Pools))
+	for _, pool := range w.Pools {
+		cons, err := w.Conn.poolConsumer(ctx, pool)
+		if err != nil {
+			return err
+		}
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			errs <- w.take(ctx, pool, cons)
+		}()
+	}
+	loops.Wait()
+	w.wg.Wait() // finish what it holds
+	<-beats
+	w.Conn.workers.Delete(context.Background(), token(w.Name))
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// announce puts the worker's record in the workers bucket.
+func (w *Worker) announce(ctx context.Context, info *Info) {
+	info.Busy, info.Seen = w.busy.Load(), time.Now().UTC()
+	b, _ := json.Marshal(info)
+	if _, err := w.Conn.workers.Put(ctx, token(w.Name), b); err != nil && ctx.Err() == nil {
+		w.Log.Warn("could not announce the worker", "error", err)
+	}
+}
+
+// take fetches a pool's tasks as slots free up, until ctx is done.
+func (w *Worker) take(ctx context.Context, pool string, cons jetstream.Consumer) error {
+	for ctx.Err() == nil {
+		n := w.acquire(ctx)
+		if n == 0 {
+			return nil
+		}
+		fctx, cancel := context.WithTimeout(ctx, 2*time.Second) // a stop ends the wait at once
+		batch, err := cons.Fetch(n, jetstream.FetchContext(fctx))
+		got := 0
+		if err == nil {
+			for msg := range batch.Messages() {
+				got++
+				w.wg.Add(1)
+				go w.handle(msg)
+			}
+			err = batch.Error()
+		}
+		cancel()
+		for ; got < n; got++ {
+			<-w.slots // give back what the batch did not fill
+		}
+		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			w.Log.Warn("fetching tasks", "pool", pool, "error", err)
+			sleep(ctx, time.Second)
+		}
+	}
+	return nil
+}
+
+// acquire waits for a free slot, then takes every other free one: how many tasks to
+// fetch. It returns 0 when ctx is done.
+func (w *Worker) acquire(ctx context.Context) int {
+	select {
+	case w.slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	n := 1
+	for {
+		select {
+		case w.slots <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+}
+
+// handle runs one task and sends its result; the slot it holds is freed at the end.
+func (w *Worker) handle(msg jetstream.Msg) {
+	defer w.wg.Done()
+	defer func() { <-w.slots }()
+	w.busy.Add(1)
+	defer w.busy.Add(-1)
+	ctx := context.Background() // a worker that is told to stop finishes what it holds
+	data, err := w.Conn.payload(ctx, msg.Headers(), msg.Data())
+	var t task
+	if err == nil {
+		err = json.Unmarshal(data, &t)
+	}
+	if err == nil && t.Call != nil { // JSON numbers came as float64: the integer rule again
+		var params any
+		if params, err = value.Normalize(map[string]any(t.Call.Params)); err == nil {
+			t.Call.Params = params.(map[string]any)
+		}
+	}
+	if err != nil || t.Call == nil {
+		w.Log.Error("a task that cannot be read: dropped", "error", err)
+		msg.Term()
+		return
+	}
+	res := &result{V: Protocol, ID: t.ID, Key: t.Call.Key, Hash: t.Hash, Worker: w.Name}
+	if t.V != Protocol {
+		res.Error = &wireError{Msg: fmt.Sprintf("worker %s speaks protocol %d and the coordinator %d: run the same flowrun version on both", w.Name, Protocol, t.V), Permanent: true}
+	} else {
+		stop := w.heartbeat(msg)
+		res.Output, res.Error = w.call(ctx, &t)
+		stop()
+	}
+	if err := w.send(ctx, t.Run, res); err != nil {
+		w.Log.Error("sending a result", "task", t.ID, "error", err)
+		msg.Nak() // another worker, or this one, runs it again
+		return
+	}
+	msg.Ack()
+}
+
+// heartbeat tells the server the task is being worked on, so that a long call is
+// not delivered again; it returns the function that stops it.
+func (w *Worker) heartbeat(msg jetstream.Msg) func() {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				msg.InProgress()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// call runs the task's call with the local executor, bounded by its timeout,
+// turning a panic into an error.
+func (w *Worker) call(ctx context.Context, t *task) (map[string]any, *wireError) {
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w.mu.Lock()
+	w.running[t.ID] = cancel
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		delete(w.running, t.ID)
+		w.mu.Unlock()
+	}()
+	if t.Call.Timeout > 0 {
+		timer := time.AfterFunc(t.Call.Timeout, func() { cancel(errTimeout) })
+		defer timer.Stop()
+	}
+	type outcome struct {
+		out map[string]any
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		var o outcome
+		defer func() {
+			if p := recover(); p != nil {
+				o = outcome{err: &action.Error{Kind: "panic", Msg: fmt.Sprintf("action panicked: %v%s", p, panicSite(debug.Stack()))}}
+			}
+			done <- o
+		}()
+		o.out, o.err = w.Exec.Execute(actx, t.Call)
+	}()
+	var o outcome
+	select {
+	case o = <-done:
+	case <-actx.Done():
+	}
+	switch cause := context.Cause(actx); {
+	case errors.Is(cause, errTimeout):
+		return nil, &wireError{Kind: "timeout", Msg: fmt.Sprintf("timed out after %s", t.Call.Timeout)}
+	case errors.Is(cause, errCancelled):
+		return nil, &wireError{Kind: "cancel", Msg: "cancelled by the coordinator"}
+	}
+	if o.err != nil {
+		return nil, wireErr(o.err)
+	}
+	out, err := value.Normalize(o.out)
+	if err != nil {
+		return nil, &wireError{Msg: fmt.Sprintf("action %s returned %v", t.Call.Action, err)}
+	}
+	obj, _ := out.(map[string]any)
+	if obj == nil {
+		obj = map[string]any{}
+	}
+	return obj, nil
+}
+
+var (
+	errTimeout   = errors.New("the attempt timed out")
+	errCancelled = errors.New("cancelled by the coordinator")
+)
+
+// wireErr turns an action's error into its travelling form.
+func wireErr(err error) *wireError {
+	e := &wireError{Msg: err.Error()}
+	var ae *action.Error
+	if errors.As(err, &ae) {
+		e.Kind, e.Permanent = ae.Kind, ae.Permanent
+		if f, nerr := value.Normalize(ae.Fields); nerr == nil {
+			e.Fields, _ = f.(map[string]any)
+		}
+	}
+	return e
+}
+
+// panicSite names the function that panicked, from the stack.
+func panicSite(stack []byte) string {
+	lines := strings.Split(string(stack), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "panic(") && i+2 < len(lines) {
+			fn := lines[i+2]
+			if p := strings.LastIndex(fn, "("); p > 0 {
+				fn = fn[:p]
+			}
+			return " (in " + strings.TrimSpace(fn) + ")"
+		}
+	}
+	return ""
+}
+
+// cancelled handles a coordinator's notice that it no longer waits for a task.
+func (w *Worker) cancelled(m *nats.Msg) {
+	w.mu.Lock()
+	cancel := w.running[string(m.Data)]
+	w.mu.Unlock()
+	if cancel != nil {
+		cancel(errCancelled)
+	}
+}
+
+// send publishes a result; a task that has a result already (it was delivered
+// twice) keeps the first.
+func (w *Worker) send(ctx context.Context, run string, res *result) error {
+	b, err := json.Marshal(res)
+	if err != nil {
+		b, _ = json.Marshal(&result{V: Protocol, ID: res.ID, Key: res.Key, Hash: res.Hash, Worker: w.Name,
+			Error: &wireError{Msg: fmt.Sprintf("the result cannot be sent: %v", err)}})
+	}
+	msg, err := w.Conn.message(ctx, resultSubject(run, res.ID), "r-"+hash(res.ID), b)
+	if err != nil {
+		return err
+	}
+	_, err = w.Conn.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(res.ID))
+	if err != nil && strings.Contains(err.Error(), "maximum messages per subject exceeded") {
+		return nil // the first result of this task is there already
+	}
+	return err
+}
+
+// Hostname names a worker by default: the host and the process.
+func Hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		h = "worker"
+	}
+	return fmt.Sprintf("%s-%d", h, os.Getpid())
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
