@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flowrun/flowrun/action"
+	"github.com/flowrun/flowrun/value"
 )
 
 // leaseTTL is how long a coordinator's hold on a run lasts without a refresh.
@@ -47,9 +48,10 @@ type Executor struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
-	waiting map[string]*pending // task id → the call waiting for it
-	bySeq   map[uint64]string   // task stream sequence → task id
-	earlier map[string]*result  // call key → a result of an earlier epoch
+	waiting map[string]*pending      // task id → the call waiting for it
+	bySeq   map[uint64][]string      // task stream sequence → the task ids of its batch
+	senders map[string]chan *pending // pool → its sender
+	earlier map[string]*result       // call key → a result of an earlier epoch
 	workers map[string]time.Time
 	checked time.Time // when workers was read
 
@@ -61,8 +63,19 @@ type Executor struct {
 }
 
 type pending struct {
+	ctx  context.Context
+	task *task
 	done chan *result
 	pool string
+	sent *sent // the batch it went in
+}
+
+// sent is a batch on its way: the object holding its payload, if it was large, is
+// dropped when every call of the batch has its result.
+type sent struct {
+	left    int
+	payload nats.Header
+	seq     uint64 // the batch's sequence in the stream, once acknowledged
 }
 
 // NewExecutor takes the run's lease (refusing a run another coordinator holds) and
@@ -74,8 +87,8 @@ func NewExecutor(ctx context.Context, c *Conn, opts Options) (*Executor, error) 
 	if opts.NoWorkerWait <= 0 {
 		opts.NoWorkerWait = 30 * time.Second
 	}
-	e := &Executor{conn: c, opts: opts, log: opts.Logger, waiting: map[string]*pending{}, bySeq: map[uint64]string{},
-		earlier: map[string]*result{}, stop: make(chan struct{})}
+	e := &Executor{conn: c, opts: opts, log: opts.Logger, waiting: map[string]*pending{}, bySeq: map[uint64][]string{},
+		senders: map[string]chan *pending{}, earlier: map[string]*result{}, stop: make(chan struct{})}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -169,27 +182,25 @@ func (e *Executor) subscribe(ctx context.Context) error {
 // of this epoch that a resumed run will make again.
 func (e *Executor) received(msg jetstream.Msg) {
 	data, err := e.conn.payload(context.Background(), msg.Headers(), msg.Data())
-	var res result
+	var res *result
 	if err == nil {
-		err = json.Unmarshal(data, &res)
-	}
-	if err == nil {
-		err = res.normalize() // JSON numbers came as float64: the integer rule again
+		res, err = readResult(data)
 	}
 	if err != nil {
 		e.log.Warn("a result that cannot be read: dropped", "error", err)
 		return
 	}
+	e.conn.dropPayload(context.Background(), msg.Headers())
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if p := e.waiting[res.ID]; p != nil {
 		delete(e.waiting, res.ID)
-		p.done <- &res
-		e.conn.dropPayload(context.Background(), msg.Headers())
+		p.done <- res
+		e.done1(p)
 		return
 	}
 	if epochOf(res.ID) < e.opts.Epoch && res.Error == nil {
-		e.earlier[res.Key] = &res
+		e.earlier[res.Key] = res
 	}
 }
 
@@ -220,19 +231,35 @@ func (e *Executor) lost(m *nats.Msg) {
 		return
 	}
 	e.mu.Lock()
-	id, ok := e.bySeq[a.StreamSeq]
-	p := e.waiting[id]
-	if ok && p != nil {
-		delete(e.waiting, id)
-		delete(e.bySeq, a.StreamSeq)
+	ids, ok := e.bySeq[a.StreamSeq]
+	delete(e.bySeq, a.StreamSeq)
+	var lost []*pending
+	for _, id := range ids {
+		if p := e.waiting[id]; p != nil {
+			delete(e.waiting, id)
+			lost = append(lost, p)
+		}
 	}
 	e.mu.Unlock()
-	if p == nil {
+	if !ok {
 		return
 	}
 	e.conn.tasks.DeleteMsg(context.Background(), a.StreamSeq)
-	p.done <- &result{ID: id, Error: &wireError{Kind: "lost", Permanent: true, Msg: fmt.Sprintf(
-		"the task was delivered %d times and no worker finished it (each died, or was stopped, holding it)", a.Deliveries)}}
+	for _, p := range lost {
+		p.done <- &result{ID: p.task.ID, Error: &wireError{Kind: "lost", Permanent: true, Msg: fmt.Sprintf(
+			"the task was delivered %d times and no worker finished it (each died, or was stopped, holding it)", a.Deliveries)}}
+	}
+}
+
+// done1 counts a call of a batch as answered (e.mu held).
+func (e *Executor) done1(p *pending) {
+	if p.sent == nil {
+		return
+	}
+	if p.sent.left--; p.sent.left == 0 {
+		delete(e.bySeq, p.sent.seq)
+		go e.conn.dropPayload(context.Background(), p.sent.payload)
+	}
 }
 
 // Execute sends one attempt of call to a worker of its pool and waits for the
@@ -241,13 +268,9 @@ func (e *Executor) Execute(ctx context.Context, call *action.Call) (map[string]a
 	if call.Pool == LocalPool {
 		return e.local(ctx, call)
 	}
-	params, err := json.Marshal(call.Params)
-	if err != nil {
-		return nil, action.Permanentf("the parameters cannot be sent: %v", err)
-	}
-	h := paramsHash(call, params)
+	h := paramsHash(call, value.Append(nil, map[string]any(call.Params)))
 	id, pool := taskID(call, e.opts.Epoch), poolOf(call)
-	p := &pending{done: make(chan *result, 1), pool: pool}
+	p := &pending{ctx: ctx, task: &task{ID: id, Call: call, Hash: h}, done: make(chan *result, 1), pool: pool}
 	e.mu.Lock()
 	if prev := e.earlier[call.Key]; prev != nil && call.Attempt == 1 && prev.Hash == h {
 		delete(e.earlier, call.Key)
@@ -255,38 +278,20 @@ func (e *Executor) Execute(ctx context.Context, call *action.Call) (map[string]a
 		return prev.Output, nil // a worker finished it while the coordinator was away
 	}
 	e.waiting[id] = p
+	send := e.sender(pool)
 	e.mu.Unlock()
-	forget := func() {
-		e.mu.Lock()
-		delete(e.waiting, id)
-		e.mu.Unlock()
+	select {
+	case send <- p:
+	case <-ctx.Done():
+		e.forget(id)
+		return nil, context.Cause(ctx)
 	}
-	data, _ := json.Marshal(&task{V: Protocol, ID: id, Run: e.opts.RunID, Call: call, Hash: h})
-	msg, err := e.conn.message(ctx, taskSubject(pool, e.opts.RunID), "t-"+hash(id), data)
+	res, err := e.await(ctx, p)
 	if err != nil {
-		forget()
-		return nil, err
-	}
-	seq, err := e.publish(ctx, msg, id)
-	if err != nil {
-		forget()
-		return nil, err
-	}
-	e.mu.Lock()
-	e.bySeq[seq] = id
-	e.mu.Unlock()
-	defer func() {
-		e.mu.Lock()
-		delete(e.bySeq, seq)
-		e.mu.Unlock()
-	}()
-	res, err := e.await(ctx, p, id)
-	if err != nil {
-		forget()
+		e.forget(id)
 		e.conn.NC.Publish(cancelSubject+"."+token(e.opts.RunID), []byte(id)) // the worker may stop
 		return nil, err
 	}
-	e.conn.dropPayload(context.Background(), msg.Header)
 	if res.Error != nil {
 		return nil, res.Error.err()
 	}
@@ -296,27 +301,123 @@ func (e *Executor) Execute(ctx context.Context, call *action.Call) (map[string]a
 	return res.Output, nil
 }
 
-// publish sends a task, again while the server does not answer (it restarts), for
-// a minute at most; it returns the task's sequence in the stream.
-func (e *Executor) publish(ctx context.Context, msg *nats.Msg, id string) (uint64, error) {
+// forget stops waiting for a task's result.
+func (e *Executor) forget(id string) {
+	e.mu.Lock()
+	if p := e.waiting[id]; p != nil {
+		delete(e.waiting, id)
+		e.done1(p)
+	}
+	e.mu.Unlock()
+}
+
+// sender returns the channel of a pool's sender, starting it (e.mu held).
+func (e *Executor) sender(pool string) chan *pending {
+	ch := e.senders[pool]
+	if ch == nil {
+		ch = make(chan *pending, maxBatch)
+		e.senders[pool] = ch
+		e.done.Add(1)
+		go e.send(pool, ch)
+	}
+	return ch
+}
+
+// send publishes a pool's calls as they come: alone when they come one at a time,
+// together (up to maxBatch) when they come faster than they can be sent.
+func (e *Executor) send(pool string, ch chan *pending) {
+	defer e.done.Done()
+	for {
+		var calls []*pending
+		select {
+		case p := <-ch:
+			calls = append(calls, p)
+		case <-e.stop:
+			return
+		}
+	more:
+		for len(calls) < maxBatch {
+			select {
+			case p := <-ch:
+				calls = append(calls, p)
+			default:
+				break more
+			}
+		}
+		calls = slices.DeleteFunc(calls, func(p *pending) bool { return p.ctx.Err() != nil })
+		if len(calls) > 0 {
+			e.publish(pool, calls)
+		}
+	}
+}
+
+// publish sends one batch; the server's acknowledgement is awaited in the
+// background, so that the next batch goes at once.
+func (e *Executor) publish(pool string, calls []*pending) {
+	b := &batch{V: Protocol, Run: e.opts.RunID, Tasks: make([]*task, len(calls))}
+	ids := make([]string, len(calls))
+	for i, p := range calls {
+		b.Tasks[i], ids[i] = p.task, p.task.ID
+	}
+	b.ID = ids[0]
+	if len(ids) > 1 {
+		b.ID = "b-" + hash(strings.Join(ids, "\x00"))
+	}
+	msg, err := e.conn.message(context.Background(), taskSubject(pool, e.opts.RunID), "t-"+hash(b.ID), appendBatch(nil, b))
+	if err != nil {
+		e.fail(calls, &wireError{Msg: fmt.Sprintf("sending the call: %v", err)})
+		return
+	}
+	s := &sent{left: len(calls), payload: msg.Header}
+	e.mu.Lock()
+	for _, p := range calls {
+		p.sent = s
+	}
+	e.mu.Unlock()
+	fut, err := e.conn.JS.PublishMsgAsync(msg, jetstream.WithMsgID(b.ID))
+	go e.acked(fut, err, msg, b.ID, ids, calls, s)
+}
+
+// acked waits for the server to acknowledge a batch, sending it again while the
+// server does not answer (it restarts), for a minute at most.
+func (e *Executor) acked(fut jetstream.PubAckFuture, err error, msg *nats.Msg, id string, ids []string, calls []*pending, s *sent) {
 	deadline := time.Now().Add(time.Minute)
 	for {
-		fut, err := e.conn.JS.PublishMsgAsync(msg, jetstream.WithMsgID(id))
 		if err == nil {
 			select {
 			case ack := <-fut.Ok():
-				return ack.Sequence, nil
+				e.mu.Lock()
+				if s.left > 0 { // else every result came before the acknowledgement
+					s.seq, e.bySeq[ack.Sequence] = ack.Sequence, ids
+				}
+				e.mu.Unlock()
+				return
 			case err = <-fut.Err():
-			case <-ctx.Done():
-				return 0, context.Cause(ctx)
+			case <-e.stop:
+				return
 			}
 		}
 		if time.Now().After(deadline) || !retryable(err) {
-			return 0, &action.Error{Msg: fmt.Sprintf("sending the task to the NATS server: %v", err)}
+			e.fail(calls, &wireError{Msg: fmt.Sprintf("sending the call to the NATS server: %v", err)})
+			return
 		}
-		sleep(ctx, 500*time.Millisecond)
-		if ctx.Err() != nil {
-			return 0, context.Cause(ctx)
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-e.stop:
+			return
+		}
+		fut, err = e.conn.JS.PublishMsgAsync(msg, jetstream.WithMsgID(id))
+	}
+}
+
+// fail answers calls that could not be sent.
+func (e *Executor) fail(calls []*pending, werr *wireError) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, p := range calls {
+		if e.waiting[p.task.ID] == p {
+			delete(e.waiting, p.task.ID)
+			p.done <- &result{ID: p.task.ID, Error: werr}
 		}
 	}
 }
@@ -330,7 +431,7 @@ func retryable(err error) bool {
 
 // await waits for a task's result; when no live worker serves its pool, it warns,
 // and fails the call after NoWorkerWait.
-func (e *Executor) await(ctx context.Context, p *pending, id string) (*result, error) {
+func (e *Executor) await(ctx context.Context, p *pending) (*result, error) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	var alone time.Duration // how long no worker has served the pool

@@ -34,7 +34,6 @@ import (
 	"time"
 
 	"github.com/flowrun/flowrun/action"
-	"github.com/flowrun/flowrun/value"
 )
 
 // Protocol is the version of the task and result messages; a worker refuses the
@@ -68,54 +67,45 @@ const (
 	workerTTL = 15 * time.Second
 )
 
-// task is what the coordinator sends a worker: one attempt of a call.
+// batch is what the coordinator sends workers: the attempts of calls, one or more
+// (under load, the calls ready at once travel together, each keeping its own id).
+type batch struct {
+	V  int
+	ID string
+	// Run is the coordinator's run: the results go to its subjects.
+	Run   string
+	Tasks []*task
+}
+
+// task is one attempt of a call.
 type task struct {
-	V  int    `json:"v"`
-	ID string `json:"id"`
-	// Run is the coordinator's run: the result goes to its subject.
-	Run  string       `json:"run"`
-	Call *action.Call `json:"call"`
+	ID   string
+	Call *action.Call
 	// Hash identifies the call's parameters (a resumed run reuses a result only for
 	// the same parameters).
-	Hash string `json:"hash"`
+	Hash string
 }
+
+// maxBatch bounds the calls of one batch.
+const maxBatch = 64
 
 // result is what a worker sends back.
 type result struct {
-	V      int            `json:"v"`
-	ID     string         `json:"id"`
-	Key    string         `json:"key"`
-	Hash   string         `json:"hash"`
-	Worker string         `json:"worker,omitempty"`
-	Output map[string]any `json:"output,omitempty"`
-	Error  *wireError     `json:"error,omitempty"`
+	V      int
+	ID     string
+	Key    string
+	Hash   string
+	Worker string
+	Output map[string]any
+	Error  *wireError
 }
 
 // wireError is an action error as it travels.
 type wireError struct {
-	Msg       string         `json:"msg"`
-	Kind      string         `json:"kind,omitempty"`
-	Permanent bool           `json:"permanent,omitempty"`
-	Fields    map[string]any `json:"fields,omitempty"`
-}
-
-// normalize applies the integer rule to what JSON decoding gave.
-func (r *result) normalize() error {
-	if r.Output != nil {
-		out, err := value.Normalize(r.Output)
-		if err != nil {
-			return err
-		}
-		r.Output = out.(map[string]any)
-	}
-	if r.Error != nil && r.Error.Fields != nil {
-		f, err := value.Normalize(r.Error.Fields)
-		if err != nil {
-			return err
-		}
-		r.Error.Fields = f.(map[string]any)
-	}
-	return nil
+	Msg       string
+	Kind      string
+	Permanent bool
+	Fields    map[string]any
 }
 
 func (e *wireError) err() *action.Error {

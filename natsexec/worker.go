@@ -38,7 +38,9 @@ type Worker struct {
 	Log *slog.Logger
 
 	slots   chan struct{}
-	busy    atomic.Int64
+	held    atomic.Int64  // calls of fetched batches not yet run
+	freed   chan struct{} // a call ended: fetch more
+	busy    atomic.Int64  // calls running
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc // task id → its attempt's cancel
 	wg      sync.WaitGroup
@@ -68,7 +70,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.Log == nil {
 		w.Log = slog.New(slog.DiscardHandler)
 	}
-	w.slots = make(chan struct{}, w.Slots)
+	w.slots, w.freed = make(chan struct{}, w.Slots), make(chan struct{}, 1)
 	w.running = map[string]context.CancelCauseFunc{}
 	cancels, err := w.Conn.NC.Subscribe(cancelSubject+".>", w.cancelled)
 	if err != nil {
@@ -126,28 +128,39 @@ func (w *Worker) announce(ctx context.Context, info *Info) {
 	}
 }
 
-// take fetches a pool's tasks as slots free up, until ctx is done.
+// take fetches a pool's batches while the worker holds fewer calls than it has
+// slots, until ctx is done. It asks for as many batches as should fill the free
+// slots, by the size of the batches it got so far, so that one worker does not
+// hoard what others could run.
 func (w *Worker) take(ctx context.Context, pool string, cons jetstream.Consumer) error {
+	avg := 1.0 // calls per batch, a moving average
 	for ctx.Err() == nil {
-		n := w.acquire(ctx)
-		if n == 0 {
-			return nil
+		free := int64(w.Slots) - w.held.Load()
+		if free <= 0 {
+			select {
+			case <-w.freed:
+			case <-ctx.Done():
+			}
+			continue
 		}
 		fctx, cancel := context.WithTimeout(ctx, 2*time.Second) // a stop ends the wait at once
-		batch, err := cons.Fetch(n, jetstream.FetchContext(fctx))
-		got := 0
+		batch, err := cons.Fetch(int(max(1, float64(free)/avg)), jetstream.FetchContext(fctx))
 		if err == nil {
 			for msg := range batch.Messages() {
-				got++
+				b, err := w.read(ctx, msg)
+				if err != nil {
+					w.Log.Error("a task that cannot be read: dropped", "error", err)
+					msg.Term()
+					continue
+				}
+				avg = 0.8*avg + 0.2*float64(max(1, len(b.Tasks)))
+				w.held.Add(int64(len(b.Tasks)))
 				w.wg.Add(1)
-				go w.handle(msg)
+				go w.handle(msg, b)
 			}
 			err = batch.Error()
 		}
 		cancel()
-		for ; got < n; got++ {
-			<-w.slots // give back what the batch did not fill
-		}
 		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			w.Log.Warn("fetching tasks", "pool", pool, "error", err)
 			sleep(ctx, time.Second)
@@ -156,62 +169,66 @@ func (w *Worker) take(ctx context.Context, pool string, cons jetstream.Consumer)
 	return nil
 }
 
-// acquire waits for a free slot, then takes every other free one: how many tasks to
-// fetch. It returns 0 when ctx is done.
-func (w *Worker) acquire(ctx context.Context) int {
-	select {
-	case w.slots <- struct{}{}:
-	case <-ctx.Done():
-		return 0
+// read decodes a batch.
+func (w *Worker) read(ctx context.Context, msg jetstream.Msg) (*batch, error) {
+	data, err := w.Conn.payload(ctx, msg.Headers(), msg.Data())
+	if err != nil {
+		return nil, err
 	}
-	n := 1
-	for {
-		select {
-		case w.slots <- struct{}{}:
-			n++
-		default:
-			return n
-		}
-	}
+	return readBatch(data)
 }
 
-// handle runs one task and sends its result; the slot it holds is freed at the end.
-func (w *Worker) handle(msg jetstream.Msg) {
+// handle runs the calls of one batch as slots free up, sends each result as it
+// comes, and acknowledges the batch when every result is sent.
+func (w *Worker) handle(msg jetstream.Msg, b *batch) {
 	defer w.wg.Done()
-	defer func() { <-w.slots }()
-	w.busy.Add(1)
-	defer w.busy.Add(-1)
 	ctx := context.Background() // a worker that is told to stop finishes what it holds
-	data, err := w.Conn.payload(ctx, msg.Headers(), msg.Data())
-	var t task
-	if err == nil {
-		err = json.Unmarshal(data, &t)
+	stop := w.heartbeat(msg)
+	defer stop()
+	var sends sync.WaitGroup
+	var failed atomic.Bool
+	for _, t := range b.Tasks {
+		w.slots <- struct{}{}
+		sends.Add(1)
+		go func() {
+			defer sends.Done()
+			res := w.run(ctx, b, t)
+			<-w.slots
+			w.held.Add(-1)
+			select {
+			case w.freed <- struct{}{}:
+			default:
+			}
+			if err := w.send(ctx, b.Run, res); err != nil {
+				w.Log.Error("sending a result", "task", t.ID, "error", err)
+				failed.Store(true)
+			}
+		}()
 	}
-	if err == nil && t.Call != nil { // JSON numbers came as float64: the integer rule again
-		var params any
-		if params, err = value.Normalize(map[string]any(t.Call.Params)); err == nil {
-			t.Call.Params = params.(map[string]any)
-		}
-	}
-	if err != nil || t.Call == nil {
-		w.Log.Error("a task that cannot be read: dropped", "error", err)
-		msg.Term()
-		return
-	}
-	res := &result{V: Protocol, ID: t.ID, Key: t.Call.Key, Hash: t.Hash, Worker: w.Name}
-	if t.V != Protocol {
-		res.Error = &wireError{Msg: fmt.Sprintf("worker %s speaks protocol %d and the coordinator %d: run the same flowrun version on both", w.Name, Protocol, t.V), Permanent: true}
-	} else {
-		stop := w.heartbeat(msg)
-		res.Output, res.Error = w.call(ctx, &t)
-		stop()
-	}
-	if err := w.send(ctx, t.Run, res); err != nil {
-		w.Log.Error("sending a result", "task", t.ID, "error", err)
-		msg.Nak() // another worker, or this one, runs it again
+	sends.Wait()
+	if failed.Load() {
+		msg.Nak() // its calls run again, here or elsewhere
 		return
 	}
 	msg.Ack()
+}
+
+// run runs one task of a batch and makes its result.
+func (w *Worker) run(ctx context.Context, b *batch, t *task) *result {
+	w.busy.Add(1)
+	defer w.busy.Add(-1)
+	res := &result{V: Protocol, ID: t.ID, Hash: t.Hash, Worker: w.Name}
+	switch {
+	case t.Call == nil:
+		res.Error = &wireError{Msg: "a task without a call", Permanent: true}
+	case b.V != Protocol:
+		res.Key = t.Call.Key
+		res.Error = &wireError{Msg: fmt.Sprintf("worker %s speaks protocol %d and the coordinator %d: run the same flowrun version on both", w.Name, Protocol, b.V), Permanent: true}
+	default:
+		res.Key = t.Call.Key
+		res.Output, res.Error = w.call(ctx, t)
+	}
+	return res
 }
 
 // heartbeat tells the server the task is being worked on, so that a long call is
@@ -254,21 +271,25 @@ func (w *Worker) call(ctx context.Context, t *task) (map[string]any, *wireError)
 		out map[string]any
 		err error
 	}
-	done := make(chan outcome, 1)
-	go func() {
-		var o outcome
+	exec := func() (o outcome) {
 		defer func() {
 			if p := recover(); p != nil {
 				o = outcome{err: &action.Error{Kind: "panic", Msg: fmt.Sprintf("action panicked: %v%s", p, panicSite(debug.Stack()))}}
 			}
-			done <- o
 		}()
 		o.out, o.err = w.Exec.Execute(actx, t.Call)
-	}()
+		return o
+	}
 	var o outcome
-	select {
-	case o = <-done:
-	case <-actx.Done():
+	if t.Call.Timeout <= 0 {
+		o = exec() // nothing to end it early but a cancel, which the action hears
+	} else { // in a goroutine of its own, so that the timeout ends it even if it does not listen
+		done := make(chan outcome, 1)
+		go func() { done <- exec() }()
+		select {
+		case o = <-done:
+		case <-actx.Done():
+		}
 	}
 	switch cause := context.Cause(actx); {
 	case errors.Is(cause, errTimeout):
@@ -336,16 +357,17 @@ func (w *Worker) cancelled(m *nats.Msg) {
 // send publishes a result; a task that has a result already (it was delivered
 // twice) keeps the first.
 func (w *Worker) send(ctx context.Context, run string, res *result) error {
-	b, err := json.Marshal(res)
-	if err != nil {
-		b, _ = json.Marshal(&result{V: Protocol, ID: res.ID, Key: res.Key, Hash: res.Hash, Worker: w.Name,
-			Error: &wireError{Msg: fmt.Sprintf("the result cannot be sent: %v", err)}})
-	}
-	msg, err := w.Conn.message(ctx, resultSubject(run, res.ID), "r-"+hash(res.ID), b)
+	msg, err := w.Conn.message(ctx, resultSubject(run, res.ID), "r-"+hash(res.ID), appendResult(nil, res))
 	if err != nil {
 		return err
 	}
-	_, err = w.Conn.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(res.ID))
+	fut, err := w.Conn.JS.PublishMsgAsync(msg, jetstream.WithMsgID(res.ID))
+	if err == nil {
+		select {
+		case <-fut.Ok():
+		case err = <-fut.Err():
+		}
+	}
 	if err != nil && strings.Contains(err.Error(), "maximum messages per subject exceeded") {
 		return nil // the first result of this task is there already
 	}
