@@ -89,53 +89,68 @@ func readBatch(data []byte) (*batch, error) {
 	return bt, nil
 }
 
-// appendResult writes a result.
-func appendResult(b []byte, r *result) []byte {
+// appendResults writes the results of a batch.
+func appendResults(b []byte, batchID string, results []*result) []byte {
 	b = append(b, `{"v":`...)
-	b = strconv.AppendInt(b, int64(r.V), 10)
-	b = appendField(b, "id", r.ID)
-	b = appendField(b, "key", r.Key)
-	b = appendField(b, "hash", r.Hash)
-	b = appendField(b, "worker", r.Worker)
-	if r.Error != nil {
-		b = append(b, `,"error":{"msg":`...)
-		b = value.AppendString(b, r.Error.Msg)
-		if r.Error.Kind != "" {
-			b = appendField(b, "kind", r.Error.Kind)
+	b = strconv.AppendInt(b, Protocol, 10)
+	b = appendField(b, "batch", batchID)
+	b = append(b, `,"results":[`...)
+	for i, r := range results {
+		if i > 0 {
+			b = append(b, ',')
 		}
-		if r.Error.Permanent {
-			b = append(b, `,"permanent":true`...)
-		}
-		if r.Error.Fields != nil {
-			b = append(b, `,"fields":`...)
-			b = value.Append(b, r.Error.Fields)
+		b = append(b, `{"id":`...)
+		b = value.AppendString(b, r.ID)
+		b = appendField(b, "key", r.Key)
+		b = appendField(b, "hash", r.Hash)
+		b = appendField(b, "worker", r.Worker)
+		if r.Error != nil {
+			b = append(b, `,"error":{"msg":`...)
+			b = value.AppendString(b, r.Error.Msg)
+			if r.Error.Kind != "" {
+				b = appendField(b, "kind", r.Error.Kind)
+			}
+			if r.Error.Permanent {
+				b = append(b, `,"permanent":true`...)
+			}
+			if r.Error.Fields != nil {
+				b = append(b, `,"fields":`...)
+				b = value.Append(b, r.Error.Fields)
+			}
+			b = append(b, '}')
+		} else {
+			b = append(b, `,"output":`...)
+			b = value.Append(b, r.Output)
 		}
 		b = append(b, '}')
-	} else {
-		b = append(b, `,"output":`...)
-		b = value.Append(b, r.Output)
 	}
-	return append(b, '}')
+	return append(b, "]}"...)
 }
 
-// readResult reads a result.
-func readResult(data []byte) (*result, error) {
+// readResults reads the results of a batch.
+func readResults(data []byte) ([]*result, error) {
 	v, err := value.DecodeExact(data)
 	if err != nil {
 		return nil, err
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("not a result")
+		return nil, fmt.Errorf("not a batch of results")
 	}
-	r := &result{V: intOf(m["v"]), ID: str(m["id"]), Key: str(m["key"]), Hash: str(m["hash"]), Worker: str(m["worker"])}
-	if em, ok := m["error"].(map[string]any); ok {
-		r.Error = &wireError{Msg: str(em["msg"]), Kind: str(em["kind"]), Permanent: em["permanent"] == true}
-		r.Error.Fields, _ = em["fields"].(map[string]any)
-	} else {
-		r.Output, _ = m["output"].(map[string]any)
+	list, _ := m["results"].([]any)
+	out := make([]*result, 0, len(list))
+	for _, rv := range list {
+		rm, _ := rv.(map[string]any)
+		r := &result{V: intOf(m["v"]), ID: str(rm["id"]), Key: str(rm["key"]), Hash: str(rm["hash"]), Worker: str(rm["worker"])}
+		if em, ok := rm["error"].(map[string]any); ok {
+			r.Error = &wireError{Msg: str(em["msg"]), Kind: str(em["kind"]), Permanent: em["permanent"] == true}
+			r.Error.Fields, _ = em["fields"].(map[string]any)
+		} else {
+			r.Output, _ = rm["output"].(map[string]any)
+		}
+		out = append(out, r)
 	}
-	return r, nil
+	return out, nil
 }
 
 func str(v any) string {

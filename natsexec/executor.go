@@ -19,6 +19,9 @@ import (
 	"github.com/flowrun/flowrun/value"
 )
 
+// lingerFor is how long a busy coordinator waits to fill a batch.
+const lingerFor = time.Millisecond
+
 // leaseTTL is how long a coordinator's hold on a run lasts without a refresh.
 const leaseTTL = 30 * time.Second
 
@@ -182,25 +185,25 @@ func (e *Executor) subscribe(ctx context.Context) error {
 // of this epoch that a resumed run will make again.
 func (e *Executor) received(msg jetstream.Msg) {
 	data, err := e.conn.payload(context.Background(), msg.Headers(), msg.Data())
-	var res *result
+	var results []*result
 	if err == nil {
-		res, err = readResult(data)
+		results, err = readResults(data)
 	}
 	if err != nil {
-		e.log.Warn("a result that cannot be read: dropped", "error", err)
+		e.log.Warn("results that cannot be read: dropped", "error", err)
 		return
 	}
 	e.conn.dropPayload(context.Background(), msg.Headers())
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if p := e.waiting[res.ID]; p != nil {
-		delete(e.waiting, res.ID)
-		p.done <- res
-		e.done1(p)
-		return
-	}
-	if epochOf(res.ID) < e.opts.Epoch && res.Error == nil {
-		e.earlier[res.Key] = res
+	for _, res := range results {
+		if p := e.waiting[res.ID]; p != nil {
+			delete(e.waiting, res.ID)
+			p.done <- res
+			e.done1(p)
+		} else if epochOf(res.ID) < e.opts.Epoch && res.Error == nil {
+			e.earlier[res.Key] = res
+		}
 	}
 }
 
@@ -335,14 +338,38 @@ func (e *Executor) send(pool string, ch chan *pending) {
 		case <-e.stop:
 			return
 		}
+		// When many calls are in flight, more come as results do: wait a moment
+		// for them, so that they travel together; otherwise send what is there.
+		e.mu.Lock()
+		busy := len(e.waiting) >= 2*maxBatch
+		e.mu.Unlock()
+		var linger <-chan time.Time
+		var timer *time.Timer
+		if busy {
+			timer = time.NewTimer(lingerFor)
+			linger = timer.C
+		}
 	more:
 		for len(calls) < maxBatch {
 			select {
 			case p := <-ch:
 				calls = append(calls, p)
-			default:
+			case <-linger:
 				break more
+			default:
+				if linger == nil {
+					break more
+				}
+				select {
+				case p := <-ch:
+					calls = append(calls, p)
+				case <-linger:
+					break more
+				}
 			}
+		}
+		if timer != nil {
+			timer.Stop()
 		}
 		calls = slices.DeleteFunc(calls, func(p *pending) bool { return p.ctx.Err() != nil })
 		if len(calls) > 0 {

@@ -8,10 +8,10 @@
 //	                  task per attempt of a call, deduplicated by its id
 //	                  <run>/<unit>/<epoch>/<attempt>; one durable pull consumer per pool
 //	                  (pool_<pool>), which every worker of the pool pulls from
-//	FLOWRUN_RESULTS   a stream of results, one subject per task
-//	                  (flowrun.results.<run>.<task hash>) holding at most one
-//	                  message: the first result of a task wins, later ones (from a
-//	                  redelivered task) are refused by the server
+//	FLOWRUN_RESULTS   a stream of results, one subject per task message
+//	                  (flowrun.results.<run>.<hash>) holding at most one message:
+//	                  the first results of a task message win, later ones (from a
+//	                  redelivered message) are refused by the server
 //	FLOWRUN_PAYLOADS  an object store for tasks and results over 256 KiB
 //	FLOWRUN_WORKERS   a key-value bucket: each live worker's name, pools, slots and
 //	                  version, refreshed every few seconds

@@ -178,35 +178,32 @@ func (w *Worker) read(ctx context.Context, msg jetstream.Msg) (*batch, error) {
 	return readBatch(data)
 }
 
-// handle runs the calls of one batch as slots free up, sends each result as it
-// comes, and acknowledges the batch when every result is sent.
+// handle runs the calls of one batch as slots free up, then sends their results
+// together and acknowledges the batch.
 func (w *Worker) handle(msg jetstream.Msg, b *batch) {
 	defer w.wg.Done()
 	ctx := context.Background() // a worker that is told to stop finishes what it holds
 	stop := w.heartbeat(msg)
 	defer stop()
-	var sends sync.WaitGroup
-	var failed atomic.Bool
-	for _, t := range b.Tasks {
+	results := make([]*result, len(b.Tasks))
+	var calls sync.WaitGroup
+	for i, t := range b.Tasks {
 		w.slots <- struct{}{}
-		sends.Add(1)
+		calls.Add(1)
 		go func() {
-			defer sends.Done()
-			res := w.run(ctx, b, t)
+			defer calls.Done()
+			results[i] = w.run(ctx, b, t)
 			<-w.slots
 			w.held.Add(-1)
 			select {
 			case w.freed <- struct{}{}:
 			default:
 			}
-			if err := w.send(ctx, b.Run, res); err != nil {
-				w.Log.Error("sending a result", "task", t.ID, "error", err)
-				failed.Store(true)
-			}
 		}()
 	}
-	sends.Wait()
-	if failed.Load() {
+	calls.Wait()
+	if err := w.send(ctx, b, results); err != nil {
+		w.Log.Error("sending results", "batch", b.ID, "error", err)
 		msg.Nak() // its calls run again, here or elsewhere
 		return
 	}
@@ -354,14 +351,14 @@ func (w *Worker) cancelled(m *nats.Msg) {
 	}
 }
 
-// send publishes a result; a task that has a result already (it was delivered
-// twice) keeps the first.
-func (w *Worker) send(ctx context.Context, run string, res *result) error {
-	msg, err := w.Conn.message(ctx, resultSubject(run, res.ID), "r-"+hash(res.ID), appendResult(nil, res))
+// send publishes a batch's results; a batch that has results already (it was
+// delivered twice) keeps the first.
+func (w *Worker) send(ctx context.Context, b *batch, results []*result) error {
+	msg, err := w.Conn.message(ctx, resultSubject(b.Run, b.ID), "r-"+hash(b.Run+"/"+b.ID), appendResults(nil, b.ID, results))
 	if err != nil {
 		return err
 	}
-	fut, err := w.Conn.JS.PublishMsgAsync(msg, jetstream.WithMsgID(res.ID))
+	fut, err := w.Conn.JS.PublishMsgAsync(msg, jetstream.WithMsgID("r/"+b.ID))
 	if err == nil {
 		select {
 		case <-fut.Ok():
@@ -369,7 +366,7 @@ func (w *Worker) send(ctx context.Context, run string, res *result) error {
 		}
 	}
 	if err != nil && strings.Contains(err.Error(), "maximum messages per subject exceeded") {
-		return nil // the first result of this task is there already
+		return nil // the first results of this batch are there already
 	}
 	return err
 }
