@@ -117,16 +117,14 @@ func bucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueC
 	return kv, nil
 }
 
-// poolConsumer is the durable consumer of a pool's tasks, made when missing.
-func (c *Conn) poolConsumer(ctx context.Context, pool string) (jetstream.Consumer, error) {
+// poolConsumer is the durable consumer of a pool's tasks, made (or updated) with
+// the given ack wait.
+func (c *Conn) poolConsumer(ctx context.Context, pool string, ackWait time.Duration) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
 		Durable: consumerName(pool), FilterSubject: "flowrun.tasks." + token(pool) + ".>",
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait, MaxDeliver: MaxDeliveries, MaxAckPending: 1 << 16,
 	}
-	cons, err := c.JS.CreateConsumer(ctx, tasksStream, cfg)
-	if errors.Is(err, jetstream.ErrConsumerExists) {
-		cons, err = c.JS.Consumer(ctx, tasksStream, cfg.Durable)
-	}
+	cons, err := c.JS.CreateOrUpdateConsumer(ctx, tasksStream, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("the NATS server: the consumer of pool %s: %w", pool, err)
 	}

@@ -58,9 +58,9 @@ const (
 	LocalPool = "local"
 	// MaxDeliveries is how many times a task is delivered before its call is lost.
 	MaxDeliveries = 5
-	// ackWait is how long a worker may hold a task without a sign of life
-	// (InProgress) before the server delivers it again.
-	ackWait = 30 * time.Second
+	// DefaultAckWait is how long a worker may hold a task without a sign of life
+	// (it heartbeats a third as often) before the server delivers it again.
+	DefaultAckWait = 30 * time.Second
 	// inline bounds a message's payload; a larger one goes to the object store.
 	inline = 256 << 10
 	// workerTTL is how long a worker counts as live after its last heartbeat.

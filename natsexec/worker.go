@@ -34,6 +34,10 @@ type Worker struct {
 	Slots int
 	// Version is the program's version, shown by `flowrun workers`.
 	Version string
+	// AckWait is how long the server waits for a sign of life of a task a worker
+	// of the pool holds before it delivers it again (0: DefaultAckWait). The last
+	// worker of a pool to start sets it for the pool: give all the same.
+	AckWait time.Duration
 	// Log receives what the worker has to say (nil: nothing).
 	Log *slog.Logger
 
@@ -70,6 +74,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.Log == nil {
 		w.Log = slog.New(slog.DiscardHandler)
 	}
+	if w.AckWait <= 0 {
+		w.AckWait = DefaultAckWait
+	}
 	w.slots, w.freed = make(chan struct{}, w.Slots), make(chan struct{}, 1)
 	w.running = map[string]context.CancelCauseFunc{}
 	cancels, err := w.Conn.NC.Subscribe(cancelSubject+".>", w.cancelled)
@@ -96,7 +103,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	var loops sync.WaitGroup
 	errs := make(chan error, len(w.Pools))
 	for _, pool := range w.Pools {
-		cons, err := w.Conn.poolConsumer(ctx, pool)
+		cons, err := w.Conn.poolConsumer(ctx, pool, w.AckWait)
 		if err != nil {
 			return err
 		}
@@ -133,7 +140,7 @@ func (w *Worker) announce(ctx context.Context, info *Info) {
 // slots, by the size of the batches it got so far, so that one worker does not
 // hoard what others could run.
 func (w *Worker) take(ctx context.Context, pool string, cons jetstream.Consumer) error {
-	avg := 1.0 // calls per batch, a moving average
+	avg := float64(maxBatch) // calls per batch, a moving average: big until seen otherwise
 	for ctx.Err() == nil {
 		free := int64(w.Slots) - w.held.Load()
 		if free <= 0 {
@@ -233,7 +240,7 @@ func (w *Worker) run(ctx context.Context, b *batch, t *task) *result {
 func (w *Worker) heartbeat(msg jetstream.Msg) func() {
 	done := make(chan struct{})
 	go func() {
-		t := time.NewTicker(ackWait / 3)
+		t := time.NewTicker(w.AckWait / 3)
 		defer t.Stop()
 		for {
 			select {

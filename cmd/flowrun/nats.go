@@ -25,6 +25,7 @@ func natsFlags() []cli.Flag {
 		&cli.StringFlag{Name: "nats-listen", Value: natsexec.DefaultListen, Usage: "with --nats embedded, listen on `ADDR` (other machines' workers connect there)"},
 		&cli.StringFlag{Name: "nats-creds", Usage: "a NATS credentials `FILE` (for servers with authentication)"},
 		&cli.IntFlag{Name: "worker-slots", Value: -1, Usage: "also run calls in this process, `N` at a time (default: 16 with --nats embedded, else 0)"},
+		&cli.DurationFlag{Name: "nats-wait", Value: 30 * time.Second, Usage: "fail a call that no live worker could take for this long"},
 	}
 }
 
@@ -78,7 +79,7 @@ func (e *env) scaleOut(c *cli.Context, runID string, local action.Executor, ss *
 		epoch = ss.Meta.Resumes
 	}
 	so.exec, err = natsexec.NewExecutor(ctx, conn, natsexec.Options{RunID: runID, Epoch: epoch, Local: local,
-		Name: natsexec.Hostname(), Logger: slogOf(log)})
+		Name: natsexec.Hostname(), Logger: slogOf(log), NoWorkerWait: c.Duration("nats-wait")})
 	if err != nil {
 		so.stop(false)
 		return nil, err
@@ -130,6 +131,7 @@ func (e *env) workerCommand() *cli.Command {
 			&cli.StringFlag{Name: "nats-creds", Usage: "a NATS credentials `FILE`"},
 			&cli.StringSliceFlag{Name: "pool", Usage: "take the calls of pool `NAME` (repeatable; default: default)"},
 			&cli.IntFlag{Name: "slots", Value: 16, Usage: "run `N` calls at a time"},
+			&cli.DurationFlag{Name: "ack-wait", Value: natsexec.DefaultAckWait, Usage: "how long a call this worker holds may go without a sign of life before another worker gets it (give every worker of a pool the same)"},
 			&cli.StringFlag{Name: "name", Usage: "the worker's name (default: host-pid)"},
 			&cli.StringFlag{Name: "dir", Value: ".", Usage: "the `DIR` relative paths of file actions resolve against (the workflows' directory, as this machine has it)"},
 			&cli.BoolFlag{Name: "allow-exec", Usage: "allow the exec action to run programs"},
@@ -160,7 +162,7 @@ func (e *env) workerCommand() *cli.Command {
 				return exitWith(exitInvalid, err)
 			}
 			defer conn.Close()
-			w := &natsexec.Worker{Conn: conn, Name: name, Pools: c.StringSlice("pool"), Slots: c.Int("slots"), Version: versionString(),
+			w := &natsexec.Worker{Conn: conn, Name: name, Pools: c.StringSlice("pool"), Slots: c.Int("slots"), Version: versionString(), AckWait: c.Duration("ack-wait"),
 				Exec: e.reg.Local(action.Env{Dir: dir, AllowExec: c.Bool("allow-exec"), AllowPaths: paths, Logger: slogOf(log)}),
 				Log:  slogOf(log)}
 			pools := w.Pools
