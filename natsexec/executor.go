@@ -111,12 +111,21 @@ func (e *Executor) EnforcesTimeouts() bool { return true }
 // takeLease records that this coordinator runs the run, and keeps the record fresh.
 func (e *Executor) takeLease(ctx context.Context) error {
 	key := token(e.opts.RunID)
-	rev, err := e.conn.runs.Create(ctx, key, []byte(e.opts.Name))
+	value := []byte(fmt.Sprintf("%s epoch %d", e.opts.Name, e.opts.Epoch))
+	rev, err := e.conn.runs.Create(ctx, key, value)
 	if errors.Is(err, jetstream.ErrKeyExists) {
-		if entry, gerr := e.conn.runs.Get(ctx, key); gerr == nil {
-			return fmt.Errorf("run %s is coordinated by %s (through the same NATS server); wait for it to end, or stop it", e.opts.RunID, entry.Value())
+		entry, gerr := e.conn.runs.Get(ctx, key)
+		switch {
+		case gerr != nil: // it expired meanwhile
+			rev, err = e.conn.runs.Create(ctx, key, value)
+		case leaseEpoch(entry.Value()) < e.opts.Epoch:
+			// An earlier attempt of this run holds it: that process is gone, for this
+			// one holds the run's store, which no two processes share.
+			rev, err = e.conn.runs.Update(ctx, key, value, entry.Revision())
+		default:
+			holder, _, _ := strings.Cut(string(entry.Value()), " epoch ")
+			return fmt.Errorf("run %s is coordinated by %s (through the same NATS server); wait for it to end, or stop it", e.opts.RunID, holder)
 		}
-		rev, err = e.conn.runs.Create(ctx, key, []byte(e.opts.Name))
 	}
 	if err != nil {
 		return fmt.Errorf("the NATS server: the run's lease: %w", err)
@@ -130,7 +139,7 @@ func (e *Executor) takeLease(ctx context.Context) error {
 		for {
 			select {
 			case <-t.C:
-				if rev, err := e.conn.runs.Update(context.Background(), key, []byte(e.opts.Name), e.lease); err == nil {
+				if rev, err := e.conn.runs.Update(context.Background(), key, value, e.lease); err == nil {
 					e.lease = rev
 				}
 			case <-e.stop:
@@ -139,6 +148,19 @@ func (e *Executor) takeLease(ctx context.Context) error {
 		}
 	}()
 	return nil
+}
+
+// leaseEpoch is the epoch a lease's value names (-1 if none).
+func leaseEpoch(v []byte) int {
+	_, n, ok := strings.Cut(string(v), " epoch ")
+	if !ok {
+		return -1
+	}
+	epoch, err := strconv.Atoi(n)
+	if err != nil {
+		return -1
+	}
+	return epoch
 }
 
 // subscribe reads the run's results (those of earlier epochs first, to the last)
@@ -177,8 +199,68 @@ func (e *Executor) subscribe(ctx context.Context) error {
 			e.received(msg)
 		}
 	}()
-	e.adv, err = e.conn.NC.Subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES."+tasksStream+".*", e.lost)
-	return err
+	if e.adv, err = e.conn.NC.Subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES."+tasksStream+".*", e.lost); err != nil {
+		return err
+	}
+	if e.opts.Epoch > 0 {
+		return e.settle(ctx)
+	}
+	return nil
+}
+
+// settle waits, when a run resumes, for the tasks its earlier attempts left in the
+// queue that workers are still working through, so that their results are taken
+// instead of the calls running again. Tasks that make no progress for an ack wait
+// (or whose pools have no live worker) are dropped: the calls are sent again.
+func (e *Executor) settle(ctx context.Context) error {
+	filter := "flowrun.tasks.*." + token(e.opts.RunID)
+	left := func() (map[string]uint64, error) {
+		info, err := e.conn.tasks.Info(ctx, jetstream.WithSubjectFilter(filter))
+		if err != nil {
+			return nil, fmt.Errorf("the NATS server: the run's earlier tasks: %w", err)
+		}
+		return info.State.Subjects, nil
+	}
+	var last uint64
+	progress := time.Now()
+	for warned := false; ; {
+		subjects, err := left()
+		if err != nil {
+			return err
+		}
+		var n uint64
+		busy := false
+		for subject, count := range subjects {
+			n += count
+			pool := strings.TrimPrefix(subject, "flowrun.tasks.")
+			pool = pool[:strings.IndexByte(pool, '.')]
+			if e.live(ctx, pool) {
+				busy = true
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		if n != last {
+			last, progress = n, time.Now()
+		}
+		if !busy || time.Since(progress) >= DefaultAckWait {
+			if err := e.conn.tasks.Purge(ctx, jetstream.WithPurgeSubject(filter)); err != nil {
+				return fmt.Errorf("the NATS server: the run's earlier tasks: %w", err)
+			}
+			e.log.Info("dropped the tasks sent before the resume that no worker is finishing; their calls are sent again", "tasks", n)
+			return nil
+		}
+		if !warned {
+			e.log.Info("waiting for workers to finish the tasks sent before the resume", "tasks", n)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // received hands a result to the call that waits for it, or keeps it for a call
