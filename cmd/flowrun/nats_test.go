@@ -73,18 +73,25 @@ func (r *natsRig) cmd(name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// proc is a worker process; exited is closed when it has.
+type proc struct {
+	*exec.Cmd
+	exited chan struct{}
+}
+
 // worker starts a worker process that dies with the test.
-func (r *natsRig) worker(name string, extra ...string) *exec.Cmd {
+func (r *natsRig) worker(name string, extra ...string) *proc {
 	args := append([]string{"worker", "--nats", r.url, "--name", name, "--slots", "8", "--ack-wait", "1s", "--allow-exec"}, extra...)
-	cmd := r.cmd(name, args...)
-	if err := cmd.Start(); err != nil {
+	p := &proc{r.cmd(name, args...), make(chan struct{})}
+	if err := p.Start(); err != nil {
 		r.t.Fatal(err)
 	}
+	go func() { p.Wait(); close(p.exited) }()
 	r.t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
+		p.Process.Signal(syscall.SIGTERM)
+		<-p.exited
 	})
-	return cmd
+	return p
 }
 
 func (r *natsRig) read(name string) string {
@@ -232,11 +239,9 @@ func TestNATSLostCall(t *testing.T) {
 	var err error
 	for i := 0; ; i++ { // a supervisor: a worker again whenever one dies
 		w := r.worker("w" + strconv.Itoa(i))
-		died := make(chan struct{})
-		go func() { w.Wait(); close(died) }()
 		select {
 		case err = <-exited:
-		case <-died:
+		case <-w.exited:
 			continue
 		case <-time.After(time.Minute):
 			t.Fatal("the run does not end")
