@@ -1,10 +1,12 @@
 package natsexec
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // payloadHeader names the object that holds a message's payload, when it was too
@@ -16,12 +18,14 @@ const payloadHeader = "Flowrun-Payload"
 // store.
 func (c *Conn) message(ctx context.Context, subject, name string, data []byte) (*nats.Msg, error) {
 	msg := nats.NewMsg(subject)
-	limit := min(int64(inline), c.NC.MaxPayload()-4096)
+	limit := max(min(int64(inline), c.NC.MaxPayload()-4096), 512) // room for the headers
 	if int64(len(data)) <= limit {
 		msg.Data = data
 		return msg, nil
 	}
-	if _, err := c.payloads.PutBytes(ctx, name, data); err != nil {
+	// Chunks that fit the server's max_payload, whatever it is.
+	meta := jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: uint32(min(int64(128<<10), limit))}}
+	if _, err := c.payloads.Put(ctx, meta, bytes.NewReader(data)); err != nil {
 		return nil, fmt.Errorf("storing a payload of %d KiB: %w", len(data)>>10, err)
 	}
 	msg.Header.Set(payloadHeader, name)
