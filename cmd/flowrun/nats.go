@@ -40,14 +40,20 @@ type scaledOut struct {
 	worker context.CancelFunc
 	wdone  chan error
 	server interface{ Shutdown() }
+	url    string
+	slots  int    // of the in-process worker
+	tmp    string // the embedded server's store, without a run store
 }
 
-// scaleOut connects the run to workers: it starts an embedded server when asked,
-// and an in-process worker when it has slots.
-func (e *env) scaleOut(c *cli.Context, runID string, local action.Executor, ss *store.Session, log *lineHandler) (*scaledOut, error) {
+// connectNATS starts the embedded server when --nats says so and connects to the
+// server, before a run is made or reopened, so that a server that cannot be had
+// leaves no run behind. It returns nil without --nats.
+func (e *env) connectNATS(c *cli.Context) (*scaledOut, error) {
 	url := c.String("nats")
-	so := &scaledOut{}
-	slots := c.Int("worker-slots")
+	if url == "" {
+		return nil, nil
+	}
+	so := &scaledOut{url: url, slots: c.Int("worker-slots")}
 	if url == "embedded" {
 		dir := filepath.Join(c.String("store"), "nats")
 		if storeOf(c) == nil {
@@ -55,40 +61,46 @@ func (e *env) scaleOut(c *cli.Context, runID string, local action.Executor, ss *
 			if err != nil {
 				return nil, err
 			}
-			dir = tmp
+			dir, so.tmp = tmp, tmp
 		}
 		srv, u, err := natsexec.Embedded(dir, c.String("nats-listen"))
 		if err != nil {
+			so.stop(false)
 			return nil, err
 		}
-		so.server, url = srv, u
-		fmt.Fprintf(e.stderr, "flowrun: NATS server on %s; add workers with: flowrun worker --nats %s\n", strings.TrimPrefix(url, "nats://"), url)
-		if slots < 0 {
-			slots = 16
+		so.server, so.url = srv, u
+		fmt.Fprintf(e.stderr, "flowrun: NATS server on %s; add workers with: flowrun worker --nats %s\n", strings.TrimPrefix(u, "nats://"), u)
+		if so.slots < 0 {
+			so.slots = 16
 		}
 	}
-	ctx := c.Context
-	conn, err := natsexec.Dial(ctx, url, c.String("nats-creds"), "flowrun coordinator "+natsexec.Hostname())
+	conn, err := natsexec.Dial(c.Context, so.url, c.String("nats-creds"), "flowrun coordinator "+natsexec.Hostname())
 	if err != nil {
 		so.stop(false)
 		return nil, err
 	}
 	so.conn = conn
+	return so, nil
+}
+
+// start connects the run to workers through the server: its executor, and an
+// in-process worker when it has slots.
+func (so *scaledOut) start(c *cli.Context, runID string, local action.Executor, ss *store.Session, log *lineHandler) error {
+	ctx, conn, url, slots := c.Context, so.conn, so.url, so.slots
 	epoch := 0
 	if ss != nil {
 		epoch = ss.Meta.Resumes
 	}
+	var err error
 	so.exec, err = natsexec.NewExecutor(ctx, conn, natsexec.Options{RunID: runID, Epoch: epoch, Local: local,
 		Name: natsexec.Hostname(), Logger: slogOf(log), NoWorkerWait: c.Duration("nats-wait")})
 	if err != nil {
-		so.stop(false)
-		return nil, err
+		return err
 	}
 	if slots > 0 {
 		wconn, err := natsexec.Dial(ctx, url, c.String("nats-creds"), "flowrun worker (in the coordinator)")
 		if err != nil {
-			so.stop(false)
-			return nil, err
+			return err
 		}
 		wctx, cancel := context.WithCancel(context.Background())
 		so.worker, so.wdone = cancel, make(chan error, 1)
@@ -99,11 +111,14 @@ func (e *env) scaleOut(c *cli.Context, runID string, local action.Executor, ss *
 			wconn.Close()
 		}()
 	}
-	return so, nil
+	return nil
 }
 
-// stop ends what scaleOut started; a run that succeeded has its results purged.
+// stop ends what connectNATS and start started (nothing when so is nil); a run that succeeded has its results purged.
 func (so *scaledOut) stop(succeeded bool) {
+	if so == nil {
+		return
+	}
 	if so.exec != nil {
 		if succeeded {
 			so.exec.Purge(context.Background())
@@ -119,6 +134,9 @@ func (so *scaledOut) stop(succeeded bool) {
 	}
 	if so.server != nil {
 		so.server.Shutdown()
+	}
+	if so.tmp != "" {
+		os.RemoveAll(so.tmp)
 	}
 }
 

@@ -65,7 +65,14 @@ func (e *env) resume(c *cli.Context, id string) error {
 		}
 		fmt.Fprintf(e.stderr, "flowrun: dropped %d damaged %s of run %s's journal; the work they held runs again\n", n, plural(n, "line", "lines"), id)
 	}
+	so, err := e.connectNATS(c)
+	if err != nil {
+		return exitWith(exitInvalid, err)
+	}
 	ss, err := st.Reopen(id, fl.loader(e.reg), c.Bool("force"))
+	if err != nil {
+		so.stop(false)
+	}
 	var changed *store.ChangedError
 	var invalid spec.Errors
 	var damaged *journal.DamageError
@@ -95,7 +102,7 @@ func (e *env) resume(c *cli.Context, id string) error {
 	}
 	ss.Meta.MaxWorkers, ss.Meta.AllowExec, ss.Meta.AllowPaths = fl.maxWorkers, fl.allowExec, fl.allowPaths
 	fmt.Fprintf(e.stderr, "flowrun: resuming run %s: %d items finished before\n", id, ss.Replayed)
-	return e.execute(c, ss.Workflow, ss.Inputs, fl, ss)
+	return e.execute(c, ss.Workflow, ss.Inputs, fl, ss, so)
 }
 
 // flagsToRepeat lists the --allow-* flags a run was started with that a resume

@@ -78,16 +78,21 @@ func (e *env) run(c *cli.Context) error {
 	if err != nil {
 		return exitWith(exitInvalid, err)
 	}
+	so, err := e.connectNATS(c)
+	if err != nil {
+		return exitWith(exitInvalid, err)
+	}
 	st := storeOf(c)
 	if st == nil {
-		return e.execute(c, wf, inputs, fl, nil)
+		return e.execute(c, wf, inputs, fl, nil, so)
 	}
 	ss, err := st.Create(wf, inputs, store.Meta{ID: c.String("run-id"), Workflow: file,
 		MaxWorkers: fl.maxWorkers, AllowExec: fl.allowExec, AllowPaths: fl.allowPaths})
 	if err != nil {
+		so.stop(false)
 		return exitWith(exitInvalid, err)
 	}
-	return e.execute(c, wf, inputs, fl, ss)
+	return e.execute(c, wf, inputs, fl, ss, so)
 }
 
 func checkRunFlags(c *cli.Context) error {
@@ -139,10 +144,11 @@ func allowedPaths(c *cli.Context) ([]string, error) {
 	return out, nil
 }
 
-// execute runs a loaded workflow, in a stored session when ss is not nil, and
-// prints its output or its failure.
-func (e *env) execute(c *cli.Context, wf *spec.Workflow, inputs map[string]any, fl runFlagValues, ss *store.Session) error {
+// execute runs a loaded workflow, in a stored session when ss is not nil, its
+// calls through NATS when so is not nil, and prints its output or its failure.
+func (e *env) execute(c *cli.Context, wf *spec.Workflow, inputs map[string]any, fl runFlagValues, ss *store.Session, so *scaledOut) error {
 	abort := func(err error) error {
+		so.stop(false)
 		if ss != nil {
 			ss.Close(nil, err)
 		}
@@ -177,9 +183,8 @@ func (e *env) execute(c *cli.Context, wf *spec.Workflow, inputs map[string]any, 
 		}
 	}
 	opts.Executor = e.reg.Local(env)
-	var so *scaledOut
-	if c.String("nats") != "" {
-		if so, err = e.scaleOut(c, opts.RunID, opts.Executor, ss, log); err != nil {
+	if so != nil {
+		if err := so.start(c, opts.RunID, opts.Executor, ss, log); err != nil {
 			closeEvents()
 			return abort(exitWith(exitInvalid, err))
 		}
@@ -202,9 +207,7 @@ func (e *env) execute(c *cli.Context, wf *spec.Workflow, inputs map[string]any, 
 		pr.finish()
 		log.to(e.stderr)
 	}
-	if so != nil {
-		so.stop(runErr == nil)
-	}
+	so.stop(runErr == nil)
 	if err := closeEvents(); err != nil {
 		fmt.Fprintf(e.stderr, "flowrun: --events: %v\n", err)
 	}
