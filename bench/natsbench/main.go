@@ -1,0 +1,207 @@
+// Command natsbench measures flowrun's scale-out through NATS JetStream on this
+// machine: a NATS server (embedded in this program), worker processes (`flowrun
+// worker`), and a coordinator process (`flowrun run --nats URL`) for each
+// benchmark, as docs/performance.md reports them.
+//
+//	go run ./bench/natsbench                  every benchmark, best of 3
+//	go run ./bench/natsbench -only sleep      one of pass, batch, sleep, memory
+//
+// Each run's time is the coordinator's map node (from its --events), so process
+// start and the server's setup are not counted; peak RSS is the coordinator's.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/flowrun/flowrun/natsexec"
+)
+
+func main() {
+	workers := flag.Int("workers", 2, "worker processes")
+	slots := flag.Int("slots", 64, "slots of each worker")
+	reps := flag.Int("reps", 3, "runs of each benchmark; the best counts")
+	only := flag.String("only", "", "run only this benchmark: pass, batch, sleep or memory")
+	flag.Parse()
+	if err := run(*workers, *slots, *reps, *only); err != nil {
+		fmt.Fprintln(os.Stderr, "natsbench:", err)
+		os.Exit(1)
+	}
+}
+
+// bench is one benchmark: a workflow of bench/, its inputs, and what to report.
+type bench struct {
+	name, file string
+	args       []string
+	items      int
+	ideal      time.Duration // for the sleep benchmark: the wall time with no overhead
+}
+
+func run(workers, slots, reps int, only string) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "natsbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "flowrun")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/flowrun")
+	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building flowrun: %w", err)
+	}
+	srv, url, err := natsexec.Embedded(filepath.Join(tmp, "nats"), "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer srv.Shutdown()
+	conn, err := natsexec.Dial(context.Background(), url, "", "natsbench")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	total := workers * slots
+	benches := []bench{
+		{name: "pass", file: "bench/nats-pass.yaml", args: []string{"-i", "n=20000"}, items: 20000},
+		{name: "batch", file: "bench/nats-batch.yaml", args: []string{"-i", "n=500000"}, items: 500000},
+		{name: "sleep", file: "bench/sleep.yaml", args: []string{"-i", "n=1000", "-i", "concurrency=" + strconv.Itoa(total), "-i", "pause=200ms"},
+			items: 1000, ideal: time.Duration((1000+total-1)/total) * 200 * time.Millisecond},
+	}
+	if only == "memory" || only == "" {
+		for _, n := range []int{10000, 100000} {
+			benches = append(benches, bench{name: "memory", file: "bench/nats-pass.yaml", args: []string{"-i", "n=" + strconv.Itoa(n)}, items: n})
+		}
+	}
+	fmt.Printf("%d worker processes × %d slots, the NATS server in this process; best of %d\n\n", workers, slots, reps)
+	fmt.Printf("%-8s %9s %10s %14s %12s  %s\n", "bench", "items", "time", "items/s", "coord. RSS", "")
+	for _, b := range benches {
+		if only != "" && b.name != only {
+			continue
+		}
+		var best result
+		for r := range reps {
+			res, err := once(bin, root, tmp, url, conn, workers, slots, b)
+			if err != nil {
+				return fmt.Errorf("%s: %w", b.name, err)
+			}
+			if r == 0 || res.fan < best.fan {
+				best = res
+			}
+		}
+		note := ""
+		if b.ideal > 0 {
+			note = fmt.Sprintf("ideal %s: +%.1f%%", b.ideal, 100*(float64(best.fan)/float64(b.ideal)-1))
+		}
+		fmt.Printf("%-8s %9d %10s %14.0f %9.0f MB  %s\n", b.name, b.items, best.fan.Round(time.Millisecond),
+			float64(b.items)/best.fan.Seconds(), float64(best.rss)/1024, note)
+	}
+	return nil
+}
+
+type result struct {
+	fan time.Duration
+	rss int64 // KB
+}
+
+// once starts the workers, waits for them, runs the coordinator, and stops them.
+func once(bin, root, tmp, url string, conn *natsexec.Conn, workers, slots int, b bench) (result, error) {
+	var procs []*exec.Cmd
+	defer func() {
+		for _, p := range procs {
+			p.Process.Signal(syscall.SIGTERM)
+			p.Wait()
+		}
+	}()
+	for i := range workers {
+		w := exec.Command(bin, "worker", "--nats", url, "--slots", strconv.Itoa(slots), "--name", fmt.Sprintf("bench-%d", i))
+		log, err := os.Create(filepath.Join(tmp, fmt.Sprintf("worker-%d.log", i)))
+		if err != nil {
+			return result{}, err
+		}
+		defer log.Close()
+		w.Stderr = log
+		if err := w.Start(); err != nil {
+			return result{}, err
+		}
+		procs = append(procs, w)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		infos, err := natsexec.Workers(context.Background(), conn)
+		if err != nil {
+			return result{}, err
+		}
+		if len(infos) >= workers {
+			break
+		}
+		if time.Now().After(deadline) {
+			return result{}, fmt.Errorf("%d workers after 30s, want %d", len(infos), workers)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	events := filepath.Join(tmp, "events.jsonl")
+	args := append([]string{"run", b.file, "--nats", url, "--store", "none", "--max-workers", "1024", "--events", events, "--progress", "never"}, b.args...)
+	coord := exec.Command(bin, args...)
+	var stderr strings.Builder
+	coord.Dir, coord.Stderr = root, &stderr
+	if err := coord.Run(); err != nil {
+		return result{}, fmt.Errorf("the coordinator: %w\n%s", err, stderr.String())
+	}
+	fan, err := nodeTime(events, "fan")
+	if err != nil {
+		return result{}, err
+	}
+	return result{fan: fan, rss: coord.ProcessState.SysUsage().(*syscall.Rusage).Maxrss}, nil
+}
+
+// nodeTime reads how long a node took from an events file.
+func nodeTime(path, node string) (time.Duration, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var ev struct {
+			Type       string  `json:"type"`
+			Node       string  `json:"node"`
+			DurationMS float64 `json:"duration_ms"`
+		}
+		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Type == "node.finished" && ev.Node == node {
+			return time.Duration(ev.DurationMS * float64(time.Millisecond)), nil
+		}
+	}
+	return 0, fmt.Errorf("%s: no node.finished event of %s", path, node)
+}
+
+// repoRoot is the repository's root: the directory above bench/ with go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/flowrun/flowrun") {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("run it inside the flowrun repository (go run ./bench/natsbench)")
+		}
+	}
+}
+
