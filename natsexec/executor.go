@@ -55,8 +55,8 @@ type Executor struct {
 	bySeq   map[uint64][]string      // task stream sequence → the task ids of its batch
 	senders map[string]chan *pending // pool → its sender
 	earlier map[string]*result       // call key → a result of an earlier epoch
-	workers map[string]time.Time
-	checked time.Time // when workers was read
+	workers map[string]int // pool → the fewest slots of its live workers
+	checked time.Time      // when workers was read
 
 	results jetstream.MessagesContext
 	adv     *nats.Subscription
@@ -409,7 +409,7 @@ func (e *Executor) sender(pool string) chan *pending {
 }
 
 // send publishes a pool's calls as they come: alone when they come one at a time,
-// together (up to maxBatch) when they come faster than they can be sent.
+// together (up to batchLimit) when they come faster than they can be sent.
 func (e *Executor) send(pool string, ch chan *pending) {
 	defer e.done.Done()
 	for {
@@ -431,8 +431,9 @@ func (e *Executor) send(pool string, ch chan *pending) {
 			timer = time.NewTimer(lingerFor)
 			linger = timer.C
 		}
+		limit := e.batchLimit(pool)
 	more:
-		for len(calls) < maxBatch {
+		for len(calls) < limit {
 			select {
 			case p := <-ch:
 				calls = append(calls, p)
@@ -582,10 +583,12 @@ func (e *Executor) live(ctx context.Context, pool string) bool {
 		if err != nil {
 			return true // cannot tell: do not fail the call for it
 		}
-		pools := map[string]time.Time{}
+		pools := map[string]int{}
 		for _, w := range infos {
 			for _, p := range w.Pools {
-				pools[p] = w.Seen
+				if n, ok := pools[p]; !ok || w.Slots < n {
+					pools[p] = max(w.Slots, 1)
+				}
 			}
 		}
 		e.mu.Lock()
@@ -594,8 +597,22 @@ func (e *Executor) live(ctx context.Context, pool string) bool {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	_, ok := e.workers[pool]
-	return ok
+	return e.workers[pool] > 0
+}
+
+// batchLimit is the most calls a batch of the pool may hold, by the slots of its
+// workers as last read (read again in the background once a second).
+func (e *Executor) batchLimit(pool string) int {
+	e.mu.Lock()
+	slots, stale := e.workers[pool], time.Since(e.checked) >= time.Second
+	e.mu.Unlock()
+	if stale {
+		go e.live(context.Background(), pool)
+	}
+	if slots == 0 {
+		return 1 // no worker known yet
+	}
+	return batchFor(slots)
 }
 
 // local runs a call of pool "local" here, bounded by its timeout.

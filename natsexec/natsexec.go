@@ -89,6 +89,15 @@ type task struct {
 // maxBatch bounds the calls of one batch.
 const maxBatch = 64
 
+// slotsPerBatch: a batch holds at most one call per slotsPerBatch slots of the
+// smallest live worker of its pool, and a worker asks for one batch per
+// slotsPerBatch free slots, so that a worker holds at most slotsPerBatch-1 calls
+// more than it can run at once (others could run them) however batches come.
+const slotsPerBatch = 8
+
+// batchFor is the most calls of a batch for a worker of the given slots.
+func batchFor(slots int) int { return min(max(slots/slotsPerBatch, 1), maxBatch) }
+
 // result is what a worker sends back.
 type result struct {
 	V      int

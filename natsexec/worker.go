@@ -136,11 +136,11 @@ func (w *Worker) announce(ctx context.Context, info *Info) {
 }
 
 // take fetches a pool's batches while the worker holds fewer calls than it has
-// slots, until ctx is done. It asks for as many batches as should fill the free
-// slots, by the size of the batches it got so far, so that one worker does not
-// hoard what others could run.
+// slots, until ctx is done: one batch per slotsPerBatch free slots, so that one
+// worker does not hoard what others could run (the coordinator keeps batches that
+// small).
 func (w *Worker) take(ctx context.Context, pool string, cons jetstream.Consumer) error {
-	avg := float64(maxBatch) // calls per batch, a moving average: big until seen otherwise
+	per := batchFor(w.Slots)
 	for ctx.Err() == nil {
 		free := int64(w.Slots) - w.held.Load()
 		if free <= 0 {
@@ -151,7 +151,7 @@ func (w *Worker) take(ctx context.Context, pool string, cons jetstream.Consumer)
 			continue
 		}
 		fctx, cancel := context.WithTimeout(ctx, 2*time.Second) // a stop ends the wait at once
-		batch, err := cons.Fetch(int(max(1, float64(free)/avg)), jetstream.FetchContext(fctx))
+		batch, err := cons.Fetch(int((free+int64(per)-1)/int64(per)), jetstream.FetchContext(fctx))
 		if err == nil {
 			for msg := range batch.Messages() {
 				b, err := w.read(ctx, msg)
@@ -160,7 +160,6 @@ func (w *Worker) take(ctx context.Context, pool string, cons jetstream.Consumer)
 					msg.Term()
 					continue
 				}
-				avg = 0.8*avg + 0.2*float64(max(1, len(b.Tasks)))
 				w.held.Add(int64(len(b.Tasks)))
 				w.wg.Add(1)
 				go w.handle(msg, b)
