@@ -126,6 +126,9 @@ func once(bin, root, tmp, url string, conn *natsexec.Conn, workers, slots int, b
 		for _, p := range procs {
 			p.Process.Signal(syscall.SIGTERM)
 			p.Wait()
+			if os.Getenv("NATSBENCH_CPU") != "" {
+				fmt.Fprintf(os.Stderr, "worker cpu %s\n", p.ProcessState.UserTime()+p.ProcessState.SystemTime())
+			}
 		}
 	}()
 	for i := range workers {
@@ -161,6 +164,12 @@ func once(bin, root, tmp, url string, conn *natsexec.Conn, workers, slots int, b
 	coord.Dir, coord.Stderr = root, &stderr
 	if err := coord.Run(); err != nil {
 		return result{}, fmt.Errorf("the coordinator: %w\n%s", err, stderr.String())
+	}
+	if os.Getenv("NATSBENCH_CPU") != "" {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		fmt.Fprintf(os.Stderr, "coordinator cpu %s; server (cumulative) %s\n", coord.ProcessState.UserTime()+coord.ProcessState.SystemTime(),
+			time.Duration(ru.Utime.Nano()+ru.Stime.Nano()))
 	}
 	fan, err := nodeTime(events, "fan")
 	if err != nil {
