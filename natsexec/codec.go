@@ -104,6 +104,8 @@ func appendResults(b []byte, batchID string, results []*result) []byte {
 		b = appendField(b, "key", r.Key)
 		b = appendField(b, "hash", r.Hash)
 		b = appendField(b, "worker", r.Worker)
+		b = append(b, `,"took_ns":`...)
+		b = strconv.AppendInt(b, int64(r.Took), 10)
 		if r.Error != nil {
 			b = append(b, `,"error":{"msg":`...)
 			b = value.AppendString(b, r.Error.Msg)
@@ -141,7 +143,8 @@ func readResults(data []byte) ([]*result, error) {
 	out := make([]*result, 0, len(list))
 	for _, rv := range list {
 		rm, _ := rv.(map[string]any)
-		r := &result{V: intOf(m["v"]), ID: str(rm["id"]), Key: str(rm["key"]), Hash: str(rm["hash"]), Worker: str(rm["worker"])}
+		r := &result{V: intOf(m["v"]), ID: str(rm["id"]), Key: str(rm["key"]), Hash: str(rm["hash"]), Worker: str(rm["worker"]),
+			Took: time.Duration(intOf(rm["took_ns"]))}
 		if em, ok := rm["error"].(map[string]any); ok {
 			r.Error = &wireError{Msg: str(em["msg"]), Kind: str(em["kind"]), Permanent: em["permanent"] == true}
 			r.Error.Fields, _ = em["fields"].(map[string]any)

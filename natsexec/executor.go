@@ -55,8 +55,9 @@ type Executor struct {
 	bySeq   map[uint64][]string      // task stream sequence → the task ids of its batch
 	senders map[string]chan *pending // pool → its sender
 	earlier map[string]*result       // call key → a result of an earlier epoch
-	workers map[string]int // pool → the fewest slots of its live workers
-	checked time.Time      // when workers was read
+	workers map[string]bool          // the pools with live workers
+	checked time.Time                // when workers was read
+	took    map[string]time.Duration // pool → how long its calls take, a moving average
 
 	results jetstream.MessagesContext
 	adv     *nats.Subscription
@@ -91,7 +92,7 @@ func NewExecutor(ctx context.Context, c *Conn, opts Options) (*Executor, error) 
 		opts.NoWorkerWait = 30 * time.Second
 	}
 	e := &Executor{conn: c, opts: opts, log: opts.Logger, waiting: map[string]*pending{}, bySeq: map[uint64][]string{},
-		senders: map[string]chan *pending{}, earlier: map[string]*result{}, stop: make(chan struct{})}
+		senders: map[string]chan *pending{}, earlier: map[string]*result{}, took: map[string]time.Duration{}, stop: make(chan struct{})}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -281,6 +282,11 @@ func (e *Executor) received(msg jetstream.Msg) {
 	for _, res := range results {
 		if p := e.waiting[res.ID]; p != nil {
 			delete(e.waiting, res.ID)
+			if d, ok := e.took[p.pool]; ok {
+				e.took[p.pool] = (7*d + res.Took) / 8
+			} else {
+				e.took[p.pool] = res.Took
+			}
 			p.done <- res
 			e.done1(p)
 		} else if epochOf(res.ID) < e.opts.Epoch && res.Error == nil {
@@ -583,12 +589,10 @@ func (e *Executor) live(ctx context.Context, pool string) bool {
 		if err != nil {
 			return true // cannot tell: do not fail the call for it
 		}
-		pools := map[string]int{}
+		pools := map[string]bool{}
 		for _, w := range infos {
 			for _, p := range w.Pools {
-				if n, ok := pools[p]; !ok || w.Slots < n {
-					pools[p] = max(w.Slots, 1)
-				}
+				pools[p] = true
 			}
 		}
 		e.mu.Lock()
@@ -597,22 +601,19 @@ func (e *Executor) live(ctx context.Context, pool string) bool {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.workers[pool] > 0
+	return e.workers[pool]
 }
 
-// batchLimit is the most calls a batch of the pool may hold, by the slots of its
-// workers as last read (read again in the background once a second).
+// batchLimit is the most calls a batch of the pool may hold: about batchWork of
+// work, by how long its calls took so far (one, until one took any time).
 func (e *Executor) batchLimit(pool string) int {
 	e.mu.Lock()
-	slots, stale := e.workers[pool], time.Since(e.checked) >= time.Second
-	e.mu.Unlock()
-	if stale {
-		go e.live(context.Background(), pool)
+	defer e.mu.Unlock()
+	d, ok := e.took[pool]
+	if !ok {
+		return 1
 	}
-	if slots == 0 {
-		return 1 // no worker known yet
-	}
-	return batchFor(slots)
+	return batchFor(d)
 }
 
 // local runs a call of pool "local" here, bounded by its timeout.

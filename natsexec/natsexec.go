@@ -89,14 +89,17 @@ type task struct {
 // maxBatch bounds the calls of one batch.
 const maxBatch = 64
 
-// slotsPerBatch: a batch holds at most one call per slotsPerBatch slots of the
-// smallest live worker of its pool, and a worker asks for one batch per
-// slotsPerBatch free slots, so that a worker holds at most slotsPerBatch-1 calls
-// more than it can run at once (others could run them) however batches come.
-const slotsPerBatch = 8
+// batchWork bounds the work of one batch: the coordinator puts in a batch as many
+// calls of a pool as its workers run in that time (by how long they took so far),
+// and a worker takes one batch per free slot, so a worker never holds more than
+// about this much work per slot that others could have run: calls that take
+// 200 ms travel one by one, calls that take microseconds up to maxBatch together.
+const batchWork = 5 * time.Millisecond
 
-// batchFor is the most calls of a batch for a worker of the given slots.
-func batchFor(slots int) int { return min(max(slots/slotsPerBatch, 1), maxBatch) }
+// batchFor is the most calls of a batch whose calls take d each.
+func batchFor(d time.Duration) int {
+	return int(min(max(batchWork/max(d, 1), 1), maxBatch))
+}
 
 // result is what a worker sends back.
 type result struct {
@@ -105,6 +108,8 @@ type result struct {
 	Key    string
 	Hash   string
 	Worker string
+	// Took is how long the call ran on the worker.
+	Took   time.Duration
 	Output map[string]any
 	Error  *wireError
 }

@@ -136,11 +136,9 @@ func (w *Worker) announce(ctx context.Context, info *Info) {
 }
 
 // take fetches a pool's batches while the worker holds fewer calls than it has
-// slots, until ctx is done: one batch per slotsPerBatch free slots, so that one
-// worker does not hoard what others could run (the coordinator keeps batches that
-// small).
+// slots, until ctx is done: a batch per free slot (the coordinator keeps the work
+// of a batch small, so that one worker does not hoard what others could run).
 func (w *Worker) take(ctx context.Context, pool string, cons jetstream.Consumer) error {
-	per := batchFor(w.Slots)
 	for ctx.Err() == nil {
 		free := int64(w.Slots) - w.held.Load()
 		if free <= 0 {
@@ -151,7 +149,7 @@ func (w *Worker) take(ctx context.Context, pool string, cons jetstream.Consumer)
 			continue
 		}
 		fctx, cancel := context.WithTimeout(ctx, 2*time.Second) // a stop ends the wait at once
-		batch, err := cons.Fetch(int((free+int64(per)-1)/int64(per)), jetstream.FetchContext(fctx))
+		batch, err := cons.Fetch(int(free), jetstream.FetchContext(fctx))
 		if err == nil {
 			for msg := range batch.Messages() {
 				b, err := w.read(ctx, msg)
@@ -229,7 +227,9 @@ func (w *Worker) run(ctx context.Context, b *batch, t *task) *result {
 		res.Error = &wireError{Msg: fmt.Sprintf("worker %s speaks protocol %d and the coordinator %d: run the same flowrun version on both", w.Name, Protocol, b.V), Permanent: true}
 	default:
 		res.Key = t.Call.Key
+		start := time.Now()
 		res.Output, res.Error = w.call(ctx, t)
+		res.Took = time.Since(start)
 	}
 	return res
 }

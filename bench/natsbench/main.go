@@ -6,20 +6,20 @@
 //	go run ./bench/natsbench                  every benchmark, the median of 3 runs
 //	go run ./bench/natsbench -only sleep      one of pass, batch, sleep, memory
 //
-// Each run's time is the coordinator's map node (from its --events), so process
-// start and the server's setup are not counted; peak RSS is the coordinator's.
+// Each run's time is the run's (from the summary the coordinator prints), so
+// process start and the connection to the server are not counted; peak RSS is the
+// coordinator's.
 package main
 
 import (
-	"bufio"
 	"cmp"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -157,8 +157,7 @@ func once(bin, root, tmp, url string, conn *natsexec.Conn, workers, slots int, b
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	events := filepath.Join(tmp, "events.jsonl")
-	args := append([]string{"run", b.file, "--nats", url, "--store", "none", "--max-workers", "1024", "--events", events, "--progress", "never"}, b.args...)
+	args := append([]string{"run", b.file, "--nats", url, "--store", "none", "--max-workers", "1024", "--progress", "never"}, b.args...)
 	coord := exec.Command(bin, args...)
 	var stderr strings.Builder
 	coord.Dir, coord.Stderr = root, &stderr
@@ -171,34 +170,19 @@ func once(bin, root, tmp, url string, conn *natsexec.Conn, workers, slots int, b
 		fmt.Fprintf(os.Stderr, "coordinator cpu %s; server (cumulative) %s\n", coord.ProcessState.UserTime()+coord.ProcessState.SystemTime(),
 			time.Duration(ru.Utime.Nano()+ru.Stime.Nano()))
 	}
-	fan, err := nodeTime(events, "fan")
+	// The run's summary says how long it ran (its one node, the map): "succeeded in 1.6s;".
+	m := took.FindStringSubmatch(stderr.String())
+	if m == nil {
+		return result{}, fmt.Errorf("the coordinator's summary does not say how long the run took:\n%s", stderr.String())
+	}
+	fan, err := time.ParseDuration(m[1])
 	if err != nil {
-		return result{}, err
+		return result{}, fmt.Errorf("the coordinator's summary: %v", err)
 	}
 	return result{fan: fan, rss: coord.ProcessState.SysUsage().(*syscall.Rusage).Maxrss}, nil
 }
 
-// nodeTime reads how long a node took from an events file.
-func nodeTime(path, node string) (time.Duration, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var ev struct {
-			Type       string  `json:"type"`
-			Node       string  `json:"node"`
-			DurationMS float64 `json:"duration_ms"`
-		}
-		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Type == "node.finished" && ev.Node == node {
-			return time.Duration(ev.DurationMS * float64(time.Millisecond)), nil
-		}
-	}
-	return 0, fmt.Errorf("%s: no node.finished event of %s", path, node)
-}
+var took = regexp.MustCompile(`succeeded in ([^;]+);`)
 
 // repoRoot is the repository's root: the directory above bench/ with go.mod.
 func repoRoot() (string, error) {
