@@ -30,6 +30,7 @@ type fanout struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	next   atomic.Int64
+	merged atomic.Int64 // the items merged so far: order.next, for a read without mu
 
 	maxFailures int     // -1: no count limit
 	maxRatio    float64 // -1: no ratio limit
@@ -39,6 +40,8 @@ type fanout struct {
 	mu        sync.Mutex
 	mergeVM   *spec.VM // the merge runs on whichever worker completes the prefix
 	order     reorder
+	advanced  *sync.Cond // the merge advanced, or the map stopped (on mu)
+	waiters   int        // workers waiting for it
 	failures  []Failure
 	stopped   error // why the map stopped early
 	mergeErr  error
@@ -92,6 +95,12 @@ func (c *chain) fanOut(ctx context.Context, node *spec.Node) error {
 	fo.key = c.execKey() // once, here: the workers read it concurrently
 	fo.ctx, fo.cancel = context.WithCancelCause(ctx)
 	defer fo.cancel(nil)
+	fo.advanced = sync.NewCond(&fo.mu)
+	defer context.AfterFunc(fo.ctx, func() {
+		fo.mu.Lock()
+		fo.advanced.Broadcast()
+		fo.mu.Unlock()
+	})()
 	workers := min(conc, n)
 	var wg sync.WaitGroup
 	for w := 1; w < workers; w++ {
@@ -178,9 +187,31 @@ func (fo *fanout) work(m *spec.VM) {
 		if i >= n {
 			return
 		}
+		if i >= fo.merged.Load()+reorderWindow && !fo.awaitWindow(i) {
+			return
+		}
 		res := fo.item(w, int(i))
 		fo.done(int(i), res)
 	}
+}
+
+// reorderWindow bounds how far past the oldest unfinished item the workers run,
+// so that the items that finished after it and wait to be merged in order (a
+// slow or redelivered call holds them all) take bounded memory.
+const reorderWindow = 1 << 16
+
+// awaitWindow waits until item i is within reorderWindow of the oldest item not
+// merged yet; false if the map stopped meanwhile. The oldest item's own worker
+// never waits, so the window always moves on.
+func (fo *fanout) awaitWindow(i int64) bool {
+	fo.mu.Lock()
+	defer fo.mu.Unlock()
+	for i >= int64(fo.order.next)+reorderWindow && fo.ctx.Err() == nil {
+		fo.waiters++
+		fo.advanced.Wait()
+		fo.waiters--
+	}
+	return fo.ctx.Err() == nil
 }
 
 // item runs item i's chain.
@@ -371,6 +402,12 @@ func (fo *fanout) done(i int, res *itemResult) {
 	for {
 		next, ok := fo.order.pop()
 		if !ok {
+			if int64(fo.order.next) != fo.merged.Load() {
+				fo.merged.Store(int64(fo.order.next))
+				if fo.waiters > 0 {
+					fo.advanced.Broadcast()
+				}
+			}
 			return
 		}
 		if fo.mergeErr == nil {

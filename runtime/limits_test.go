@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	goruntime "runtime"
 	"strings"
 	"sync/atomic"
@@ -109,4 +110,56 @@ func TestRunawayLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStragglerBoundsTheWindow: while item 0 hangs (a slow or redelivered call),
+// the other workers run on only so far past it, so the items waiting to be merged
+// in order take bounded memory; when it ends, the map ends with every item.
+func TestStragglerBoundsTheWindow(t *testing.T) {
+	const window = 1 << 16 // runtime.reorderWindow
+	const n, workers = window + 5000, 8
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var highest atomic.Int64
+		hold := &action.Spec{Name: "test.hold", Summary: "holds item 0", Params: []action.Param{{Name: "x", Type: action.Integer, Required: true}},
+			Func: func(ctx context.Context, c *action.Call, _ *action.Env) (map[string]any, error) {
+				x := int64(c.Params.Int("x"))
+				for h := highest.Load(); x > h && !highest.CompareAndSwap(h, x); h = highest.Load() {
+				}
+				if x == 0 {
+					<-release
+				}
+				return map[string]any{}, nil
+			}}
+		wf := loadSrc(t, testRegistry(t, hold), fmt.Sprintf(`version: 1
+state:
+  total: {type: integer, reducer: sum}
+nodes:
+  fan:
+    map: {over: "0..%d", as: x, to: hold}
+  hold:
+    action: test.hold
+    with: {x: "${{ input.x }}"}
+    update: {total: "${{ input.x }}"}
+`, n-1))
+		done := make(chan *runtime.Result, 1)
+		go func() {
+			res, err := runtime.Run(context.Background(), wf, nil, runtime.Options{RunID: "r", MaxWorkers: workers})
+			if err != nil {
+				t.Error(err)
+			}
+			done <- res
+		}()
+		synctest.Wait() // every worker but item 0's waits for it
+		if h := highest.Load(); h >= window+workers {
+			t.Errorf("item %d started while item 0 had not finished; want fewer than %d", h, window+workers)
+		}
+		if h := highest.Load(); h < window-workers {
+			t.Errorf("only items up to %d started; the window should let %d run", h, window)
+		}
+		close(release)
+		if res := <-done; res == nil || res.Output["total"] != n*(n-1)/2 {
+			t.Fatalf("output %v", res)
+		}
+	})
 }

@@ -84,7 +84,7 @@ func run(workers, slots, reps int, only string) error {
 			items: 1000, ideal: time.Duration((1000+total-1)/total) * 200 * time.Millisecond},
 	}
 	if only == "memory" || only == "" {
-		for _, n := range []int{10000, 100000} {
+		for _, n := range []int{10000, 100000, 300000} {
 			benches = append(benches, bench{name: "memory", file: "bench/nats-pass.yaml", args: []string{"-i", "n=" + strconv.Itoa(n)}, items: n})
 		}
 	}
