@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	neturl "net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,15 +35,28 @@ func Dial(ctx context.Context, url, creds, name string) (*Conn, error) {
 		opts = append(opts, nats.UserCredentials(creds))
 	}
 	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach the NATS server at %s: %v; start one (nats-server -js), or run with --nats embedded", url, err)
+	if errors.Is(err, nats.ErrAuthorization) {
+		return nil, fmt.Errorf("the NATS server at %s refused the connection (authorization violation): give the URL with its credentials (nats://TOKEN@host:port, as `flowrun run --nats embedded` prints it, or nats://user:password@host:port), or --nats-creds FILE", redact(url))
 	}
-	c, err := setup(ctx, nc, url)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the NATS server at %s: %v; start one (nats-server -js), or run with --nats embedded", redact(url), err)
+	}
+	c, err := setup(ctx, nc, redact(url))
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// redact hides the credentials of a URL, for messages.
+func redact(u string) string {
+	parsed, err := neturl.Parse(u)
+	if err != nil || parsed.User == nil {
+		return u
+	}
+	parsed.User = nil
+	return strings.Replace(parsed.String(), "://", "://***@", 1)
 }
 
 // Close closes the connection, after sending what it holds.

@@ -160,3 +160,38 @@ func TestLease(t *testing.T) {
 	}
 	again.Close()
 }
+
+// TestEmbeddedToken: the embedded server refuses a client without its token, and
+// says how to give it; the token lasts across restarts of the same store.
+func TestEmbeddedToken(t *testing.T) {
+	dir := t.TempDir()
+	token, err := Token(dir)
+	if err != nil || len(token) < 16 {
+		t.Fatalf("token %q, %v", token, err)
+	}
+	if again, _ := Token(dir); again != token {
+		t.Errorf("the token changed: %q, then %q", token, again)
+	}
+	s, url, err := Embedded(dir, "127.0.0.1:0", token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	if !strings.HasPrefix(url, "nats://"+token+"@127.0.0.1:") {
+		t.Fatalf("url %s does not carry the token", url)
+	}
+	bare := "nats://" + url[strings.LastIndexByte(url, '@')+1:]
+	_, err = Dial(context.Background(), bare, "", "test")
+	if err == nil || !strings.Contains(err.Error(), "refused the connection (authorization violation): give the URL with its credentials") {
+		t.Fatalf("without the token: %v", err)
+	}
+	_, err = Dial(context.Background(), "nats://wrong@"+url[strings.LastIndexByte(url, '@')+1:], "", "test")
+	if err == nil || strings.Contains(err.Error(), "wrong") || !strings.Contains(err.Error(), "nats://***@127.0.0.1:") {
+		t.Fatalf("with a wrong token: %v (the message should hide it)", err)
+	}
+	c, err := Dial(context.Background(), url, "", "test")
+	if err != nil {
+		t.Fatalf("with the token: %v", err)
+	}
+	c.Close()
+}

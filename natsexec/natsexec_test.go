@@ -23,7 +23,7 @@ type cluster struct {
 
 func start(t testing.TB, extra ...*action.Spec) *cluster {
 	t.Helper()
-	srv, url, err := natsexec.Embedded(t.TempDir(), "127.0.0.1:0")
+	srv, url, err := natsexec.Embedded(t.TempDir(), "127.0.0.1:0", "")
 	if err != nil {
 		t.Fatal(err)
 	}

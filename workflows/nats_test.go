@@ -21,7 +21,7 @@ func TestExamplesThroughNATS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a NATS server and workers")
 	}
-	srv, url, err := natsexec.Embedded(t.TempDir(), "127.0.0.1:0")
+	srv, url, err := natsexec.Embedded(t.TempDir(), "127.0.0.1:0", "")
 	if err != nil {
 		t.Fatal(err)
 	}

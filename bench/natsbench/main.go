@@ -65,7 +65,7 @@ func run(workers, slots, reps int, only string) error {
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("building flowrun: %w", err)
 	}
-	srv, url, err := natsexec.Embedded(filepath.Join(tmp, "nats"), "127.0.0.1:0")
+	srv, url, err := natsexec.Embedded(filepath.Join(tmp, "nats"), "127.0.0.1:0", "")
 	if err != nil {
 		return err
 	}

@@ -63,13 +63,18 @@ func (e *env) connectNATS(c *cli.Context) (*scaledOut, error) {
 			}
 			dir, so.tmp = tmp, tmp
 		}
-		srv, u, err := natsexec.Embedded(dir, c.String("nats-listen"))
+		token, err := natsexec.Token(dir)
+		if err != nil {
+			so.stop(false)
+			return nil, err
+		}
+		srv, u, err := natsexec.Embedded(dir, c.String("nats-listen"), token)
 		if err != nil {
 			so.stop(false)
 			return nil, err
 		}
 		so.server, so.url = srv, u
-		fmt.Fprintf(e.stderr, "flowrun: NATS server on %s; add workers with: flowrun worker --nats %s\n", strings.TrimPrefix(u, "nats://"), u)
+		fmt.Fprintf(e.stderr, "flowrun: NATS server on %s; add workers with: flowrun worker --nats %s\n", u[strings.LastIndexByte(u, '@')+1:], u)
 		if so.slots < 0 {
 			so.slots = 16
 		}

@@ -55,7 +55,7 @@ func newNATSRig(t *testing.T) *natsRig {
 // start starts the server, on addr (the same port again after a restart).
 func (r *natsRig) start(addr string) {
 	r.t.Helper()
-	srv, url, err := natsexec.Embedded(r.jsDir, addr)
+	srv, url, err := natsexec.Embedded(r.jsDir, addr, "")
 	if err != nil {
 		r.t.Fatal(err)
 	}
