@@ -20,6 +20,8 @@ var importEdges = map[string][]string{
 	"store":       {"runtime", "journal", "spec", "action", "value"},
 	"natsexec":    {"runtime", "action", "value"},
 	"cmd/flowrun": {"store", "natsexec", "runtime", "journal", "spec", "builtins", "action", "value"},
+	// A benchmark program: it starts the server the way the CLI does.
+	"bench/natsbench": {"natsexec"},
 }
 
 // leaves may use no module outside the standard library (and this module's leaves).
