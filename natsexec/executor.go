@@ -58,6 +58,7 @@ type Executor struct {
 	workers map[string]bool          // the pools with live workers
 	checked time.Time                // when workers was read
 	took    map[string]time.Duration // pool → how long its calls take, a moving average
+	warned  map[string]bool          // the pools said to have no worker
 
 	results jetstream.MessagesContext
 	adv     *nats.Subscription
@@ -92,7 +93,7 @@ func NewExecutor(ctx context.Context, c *Conn, opts Options) (*Executor, error) 
 		opts.NoWorkerWait = 30 * time.Second
 	}
 	e := &Executor{conn: c, opts: opts, log: opts.Logger, waiting: map[string]*pending{}, bySeq: map[uint64][]string{},
-		senders: map[string]chan *pending{}, earlier: map[string]*result{}, took: map[string]time.Duration{}, stop: make(chan struct{})}
+		senders: map[string]chan *pending{}, earlier: map[string]*result{}, took: map[string]time.Duration{}, warned: map[string]bool{}, stop: make(chan struct{})}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -551,7 +552,6 @@ func (e *Executor) await(ctx context.Context, p *pending) (*result, error) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	var alone time.Duration // how long no worker has served the pool
-	warned := false
 	for {
 		select {
 		case res := <-p.done:
@@ -564,9 +564,14 @@ func (e *Executor) await(ctx context.Context, p *pending) (*result, error) {
 				continue
 			}
 			alone += time.Second
-			if alone >= 3*time.Second && !warned {
-				warned = true
-				e.log.Warn(fmt.Sprintf("no worker serves pool %s: start one with `flowrun worker --nats URL --pool %s`", p.pool, p.pool))
+			if alone >= 3*time.Second {
+				e.mu.Lock()
+				first := !e.warned[p.pool]
+				e.warned[p.pool] = true
+				e.mu.Unlock()
+				if first { // once per pool, not per call
+					e.log.Warn(fmt.Sprintf("no worker serves pool %s: start one with `flowrun worker --nats URL --pool %s`", p.pool, p.pool))
+				}
 			}
 			if alone >= e.opts.NoWorkerWait {
 				return nil, &action.Error{Permanent: true, Msg: fmt.Sprintf(

@@ -263,14 +263,19 @@ func TestNATSLostCall(t *testing.T) {
 // instead of hanging.
 func TestNATSNoWorkers(t *testing.T) {
 	r := newNATSRig(t)
-	run := r.cmd("run", "run", "work.yaml", "--nats", r.url, "--store", "none", "--nats-wait", "2s", "--allow-exec")
+	run := r.cmd("run", "run", "work.yaml", "--nats", r.url, "--store", "none", "--nats-wait", "5s", "--allow-exec")
 	err := run.Run()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != exitFailed {
 		t.Fatalf("exit %v, want %d", err, exitFailed)
 	}
-	if !strings.Contains(r.read("run.err"), "no worker served pool default for 2s: start one with `flowrun worker --nats URL --pool default`") {
-		t.Errorf("stderr:\n%s", r.read("run.err"))
+	stderr := r.read("run.err")
+	if !strings.Contains(stderr, "no worker served pool default for 5s: start one with `flowrun worker --nats URL --pool default`") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+	// Said once after a few seconds, not once per waiting call.
+	if n := strings.Count(stderr, "[warn] no worker serves pool default: start one with `flowrun worker --nats URL --pool default`"); n != 1 {
+		t.Errorf("the warning came %d times, want once:\n%s", n, stderr)
 	}
 }
 
