@@ -46,6 +46,7 @@ type bench struct {
 	name, file string
 	args       []string
 	items      int
+	inFlight   int           // --max-workers (default 1024)
 	ideal      time.Duration // for the sleep benchmark: the wall time with no overhead
 }
 
@@ -83,13 +84,13 @@ func run(workers, slots, reps int, only string) error {
 		{name: "sleep", file: "bench/sleep.yaml", args: []string{"-i", "n=1000", "-i", "concurrency=1000", "-i", "pause=200ms"},
 			items: 1000, ideal: time.Duration((1000+total-1)/total) * 200 * time.Millisecond},
 	}
-	if only == "memory" || only == "" {
-		for _, n := range []int{10000, 100000, 300000} {
-			benches = append(benches, bench{name: "memory", file: "bench/nats-pass.yaml", args: []string{"-i", "n=" + strconv.Itoa(n)}, items: n})
-		}
+	// The coordinator's memory by calls in flight (--max-workers), and by items.
+	for _, inFlight := range []int{256, 1024, 4096} {
+		benches = append(benches, bench{name: "memory", file: "bench/nats-pass.yaml", args: []string{"-i", "n=100000"}, items: 100000, inFlight: inFlight})
 	}
+	benches = append(benches, bench{name: "memory", file: "bench/nats-pass.yaml", args: []string{"-i", "n=300000"}, items: 300000, inFlight: 1024})
 	fmt.Printf("%d worker processes × %d slots, the NATS server in this process; median of %d\n\n", workers, slots, reps)
-	fmt.Printf("%-8s %9s %10s %14s %12s  %s\n", "bench", "items", "time", "items/s", "coord. RSS", "")
+	fmt.Printf("%-8s %9s %10s %10s %14s %12s  %s\n", "bench", "items", "in flight", "time", "items/s", "coord. RSS", "")
 	for _, b := range benches {
 		if only != "" && b.name != only {
 			continue
@@ -108,7 +109,7 @@ func run(workers, slots, reps int, only string) error {
 		if b.ideal > 0 {
 			note = fmt.Sprintf("ideal %s: +%.1f%%", b.ideal, 100*(float64(best.fan)/float64(b.ideal)-1))
 		}
-		fmt.Printf("%-8s %9d %10s %14.0f %9.0f MB  %s\n", b.name, b.items, best.fan.Round(time.Millisecond),
+		fmt.Printf("%-8s %9d %10d %10s %14.0f %9.0f MB  %s\n", b.name, b.items, cmp.Or(b.inFlight, 1024), best.fan.Round(time.Millisecond),
 			float64(b.items)/best.fan.Seconds(), float64(best.rss)/1024, note)
 	}
 	return nil
@@ -157,7 +158,8 @@ func once(bin, root, tmp, url string, conn *natsexec.Conn, workers, slots int, b
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	args := append([]string{"run", b.file, "--nats", url, "--store", "none", "--max-workers", "1024", "--progress", "never"}, b.args...)
+	inFlight := cmp.Or(b.inFlight, 1024)
+	args := append([]string{"run", b.file, "--nats", url, "--store", "none", "--max-workers", strconv.Itoa(inFlight), "--progress", "never"}, b.args...)
 	coord := exec.Command(bin, args...)
 	var stderr strings.Builder
 	coord.Dir, coord.Stderr = root, &stderr
