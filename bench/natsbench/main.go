@@ -8,7 +8,7 @@
 //
 // Each run's time is the run's (from the summary the coordinator prints), so
 // process start and the connection to the server are not counted; peak RSS is the
-// coordinator's.
+// coordinator's (VmHWM, read from /proc while it runs: Linux only).
 package main
 
 import (
@@ -163,7 +163,30 @@ func once(bin, root, tmp, url string, conn *natsexec.Conn, workers, slots int, b
 	coord := exec.Command(bin, args...)
 	var stderr strings.Builder
 	coord.Dir, coord.Stderr = root, &stderr
-	if err := coord.Run(); err != nil {
+	if err := coord.Start(); err != nil {
+		return result{}, err
+	}
+	// Its peak RSS, from /proc: the rusage of a child counts its parent's memory
+	// from before the exec (this process, with the server in it, is the parent).
+	peak, stop := make(chan int64, 1), make(chan struct{})
+	go func() {
+		var kb int64
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			kb = max(kb, hwm(coord.Process.Pid))
+			select {
+			case <-t.C:
+			case <-stop:
+				peak <- kb
+				return
+			}
+		}
+	}()
+	err := coord.Wait()
+	close(stop)
+	rss := <-peak
+	if err != nil {
 		return result{}, fmt.Errorf("the coordinator: %w\n%s", err, stderr.String())
 	}
 	if os.Getenv("NATSBENCH_CPU") != "" {
@@ -181,7 +204,22 @@ func once(bin, root, tmp, url string, conn *natsexec.Conn, workers, slots int, b
 	if err != nil {
 		return result{}, fmt.Errorf("the coordinator's summary: %v", err)
 	}
-	return result{fan: fan, rss: coord.ProcessState.SysUsage().(*syscall.Rusage).Maxrss}, nil
+	return result{fan: fan, rss: rss}, nil
+}
+
+// hwm is a process's peak RSS so far, in KB (VmHWM), or 0 when it is gone.
+func hwm(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb
+		}
+	}
+	return 0
 }
 
 var took = regexp.MustCompile(`succeeded in ([^;]+);`)
