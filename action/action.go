@@ -21,6 +21,7 @@ package action
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // Spec declares one action. Built-in actions and actions registered by library users
@@ -130,6 +131,25 @@ func (e *Error) Error() string { return e.Msg }
 
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
+
+// Panicked is the error of an action that panicked with v, given the stack
+// debug.Stack() took in the recovering function: kind "panic", and a message that
+// names the function that panicked.
+func Panicked(v any, stack []byte) *Error {
+	site := ""
+	lines := strings.Split(string(stack), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "panic(") && i+2 < len(lines) {
+			fn := lines[i+2]
+			if p := strings.LastIndex(fn, "("); p > 0 {
+				fn = fn[:p]
+			}
+			site = " (in " + strings.TrimSpace(fn) + ")"
+			break
+		}
+	}
+	return &Error{Kind: "panic", Msg: fmt.Sprintf("action panicked: %v%s", v, site)}
+}
 
 // Errorf returns a retryable action error.
 func Errorf(format string, args ...any) *Error {

@@ -277,7 +277,7 @@ func (w *Worker) call(ctx context.Context, t *task) (map[string]any, *wireError)
 	exec := func() (o outcome) {
 		defer func() {
 			if p := recover(); p != nil {
-				o = outcome{err: &action.Error{Kind: "panic", Msg: fmt.Sprintf("action panicked: %v%s", p, panicSite(debug.Stack()))}}
+				o = outcome{err: action.Panicked(p, debug.Stack())}
 			}
 		}()
 		o.out, o.err = w.Exec.Execute(actx, t.Call)
@@ -330,21 +330,6 @@ func wireErr(err error) *wireError {
 		}
 	}
 	return e
-}
-
-// panicSite names the function that panicked, from the stack.
-func panicSite(stack []byte) string {
-	lines := strings.Split(string(stack), "\n")
-	for i, l := range lines {
-		if strings.HasPrefix(l, "panic(") && i+2 < len(lines) {
-			fn := lines[i+2]
-			if p := strings.LastIndex(fn, "("); p > 0 {
-				fn = fn[:p]
-			}
-			return " (in " + strings.TrimSpace(fn) + ")"
-		}
-	}
-	return ""
 }
 
 // cancelled handles a coordinator's notice that it no longer waits for a task.

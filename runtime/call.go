@@ -9,7 +9,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/flowrun/flowrun/action"
@@ -252,22 +251,7 @@ type panicError struct {
 }
 
 func (e *panicError) Error() string {
-	return fmt.Sprintf("action panicked: %v%s", e.value, panicSite(e.stack))
-}
-
-// panicSite names the function that panicked, from the stack, for the report.
-func panicSite(stack []byte) string {
-	lines := strings.Split(string(stack), "\n")
-	for i, l := range lines {
-		if strings.HasPrefix(l, "panic(") && i+2 < len(lines) {
-			fn := lines[i+2]
-			if p := strings.LastIndex(fn, "("); p > 0 {
-				fn = fn[:p]
-			}
-			return " (in " + strings.TrimSpace(fn) + ")"
-		}
-	}
-	return ""
+	return action.Panicked(e.value, e.stack).Msg
 }
 
 // handled records an error that on_error dealt with, for the run's report and for
