@@ -54,6 +54,9 @@ type Env struct {
 	Private []string
 	// AllowExec permits the exec action.
 	AllowExec bool
+	// Grantor names the command whose flags grant exec and paths, for refusals
+	// ("flowrun worker"); empty means "flowrun run (or resume)".
+	Grantor string
 	// Getenv reads an environment variable; nil means os.Getenv.
 	Getenv func(string) string
 	// Logger receives what actions log; nil discards it.

@@ -68,7 +68,11 @@ the last 500 bytes of standard error. Each output stream keeps at most 32 MiB.`,
 
 func runExec(ctx context.Context, call *action.Call, env *action.Env) (map[string]any, error) {
 	if !env.AllowExec {
-		return nil, action.Permanentf("exec is disabled: pass --allow-exec to flowrun run (or resume) to let this workflow run programs")
+		grantor := env.Grantor
+		if grantor == "" {
+			grantor = "flowrun run (or resume)"
+		}
+		return nil, action.Permanentf("exec is disabled: pass --allow-exec to %s to let this workflow run programs", grantor)
 	}
 	argv := call.Params.Strings("argv") // a list of strings: checked when bound
 	if len(argv) == 0 {

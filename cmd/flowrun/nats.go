@@ -186,7 +186,7 @@ func (e *env) workerCommand() *cli.Command {
 			}
 			defer conn.Close()
 			w := &natsexec.Worker{Conn: conn, Name: name, Pools: c.StringSlice("pool"), Slots: c.Int("slots"), Version: versionString(), AckWait: c.Duration("ack-wait"),
-				Exec: e.reg.Local(action.Env{Dir: dir, AllowExec: c.Bool("allow-exec"), AllowPaths: paths, Logger: slogOf(log)}),
+				Exec: e.reg.Local(action.Env{Dir: dir, AllowExec: c.Bool("allow-exec"), AllowPaths: paths, Grantor: "flowrun worker", Logger: slogOf(log)}),
 				Log:  slogOf(log)}
 			pools := w.Pools
 			if len(pools) == 0 {

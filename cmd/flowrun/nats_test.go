@@ -320,3 +320,29 @@ func TestNATSDebianServer(t *testing.T) {
 		t.Fatalf("output:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestNATSWorkerFlags: a worker obeys its own flags, not the coordinator's: exec
+// is refused on a worker started without --allow-exec, though the run allows it.
+func TestNATSWorkerFlags(t *testing.T) {
+	r := newNATSRig(t)
+	w := r.cmd("strict", "worker", "--nats", r.url, "--name", "strict", "--slots", "4")
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		w.Process.Signal(syscall.SIGTERM)
+		w.Wait()
+	}()
+	run := r.cmd("run", "run", "work.yaml", "--nats", r.url, "--store", "none", "--allow-exec", "-i", "n=3")
+	err := run.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitFailed {
+		t.Fatalf("exit %v, want %d\n%s", err, exitFailed, r.read("run.err"))
+	}
+	if !strings.Contains(r.read("run.err"), "exec is disabled: pass --allow-exec to flowrun worker to let this workflow run programs") {
+		t.Errorf("the report does not say the worker refused exec:\n%s", r.read("run.err"))
+	}
+	if strings.TrimSpace(r.read("calls.log")) != "" {
+		t.Errorf("a program ran: calls.log %q", r.read("calls.log"))
+	}
+}
