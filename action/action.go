@@ -22,6 +22,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Spec declares one action. Built-in actions and actions registered by library users
@@ -45,9 +46,44 @@ type Spec struct {
 	// Version changes when the action gives other results for the same parameters;
 	// a call carries it (a call cache keys on it). Empty means "1".
 	Version string
+	// Meter, when set, says how the action's calls use a metered model, for rate
+	// limits on tokens, budgets and `flowrun plan`.
+	Meter *Meter
 	// Func runs one attempt of the action.
 	Func Func
 }
+
+// Meter describes how calls of an action use a metered model (an LLM): which
+// model, and how many tokens, guessed before a call and read from its output after.
+type Meter struct {
+	// ModelParam is the parameter that names the model, and ModelEnv the
+	// environment variable it defaults to ("" if none).
+	ModelParam, ModelEnv string
+	// Estimate guesses the tokens of a call from its parameters.
+	Estimate func(p Params) Usage
+	// Used reads the tokens a call used from its output; false when the output
+	// does not say.
+	Used func(out map[string]any) (Usage, bool)
+}
+
+// Model is the model a call with these parameters uses, given the environment.
+func (m *Meter) Model(p Params, getenv func(string) string) string {
+	if s := p.String(m.ModelParam); s != "" {
+		return s
+	}
+	if m.ModelEnv != "" && getenv != nil {
+		return getenv(m.ModelEnv)
+	}
+	return ""
+}
+
+// Usage counts the tokens of a call: the prompt's and the reply's.
+type Usage struct {
+	Input, Output int
+}
+
+// Total is the tokens in all.
+func (u Usage) Total() int { return u.Input + u.Output }
 
 // Func runs one attempt of an action. It must honour ctx: when ctx is done it returns
 // promptly. call holds the parameters, bound to the declaration (see Params); env is
@@ -149,6 +185,26 @@ func Panicked(v any, stack []byte) *Error {
 		}
 	}
 	return &Error{Kind: "panic", Msg: fmt.Sprintf("action panicked: %v%s", v, site)}
+}
+
+// The kinds of errors executors and actions give besides an action's own failures.
+const (
+	// KindRateLimited is a reply that says to slow down (HTTP 429); its Fields
+	// hold "retry_after", the seconds the server asked to wait (0 if it did not
+	// say), and "status".
+	KindRateLimited = "rate_limited"
+	// KindBudget is a call refused because it would pass a budget.
+	KindBudget = "budget"
+)
+
+// RateLimited is the error of a call a server refused for its rate (status, and
+// the wait it asked for, negative if none), for a Throttled call.
+func RateLimited(msg string, status int, retryAfter time.Duration) *Error {
+	fields := map[string]any{"status": status, "retry_after": 0.0}
+	if retryAfter >= 0 {
+		fields["retry_after"] = retryAfter.Seconds()
+	}
+	return &Error{Kind: KindRateLimited, Msg: msg, Fields: fields}
 }
 
 // Errorf returns a retryable action error.

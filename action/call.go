@@ -36,10 +36,29 @@ type Call struct {
 	// Pool names the workers that should run the call ("" any; "local" this
 	// process), for executors that spread calls over machines.
 	Pool string `json:"pool,omitempty"`
+	// Limits names the rate limits that govern the call (its node's `rate:`), for
+	// the executor that enforces them.
+	Limits []string `json:"limits,omitempty"`
+	// Throttled says that a shared rate limit backs off for the call: an action
+	// that would wait out a rate-limited reply and try again returns it at once
+	// instead, as an error of kind rate_limited (see RateLimited), so that every
+	// call of the limit waits together rather than each on its own.
+	Throttled bool `json:"throttled,omitempty"`
+	// Budgets are the budgets of the maps the call is made in, outermost first.
+	Budgets []Budget `json:"budgets,omitempty"`
 	// Key identifies the call's unit of work: the same for every attempt of it and
 	// after the run is resumed, and different for every other call of any run. It
 	// serves as an idempotency key.
 	Key string `json:"key"`
+}
+
+// Budget caps what the calls in its scope may use; a zero field is no cap.
+type Budget struct {
+	// Scope identifies what the budget covers: a map node's run, by its key.
+	Scope  string  `json:"scope"`
+	Tokens int64   `json:"tokens,omitempty"`
+	USD    float64 `json:"usd,omitempty"`
+	Calls  int64   `json:"calls,omitempty"`
 }
 
 // Params are the parameters of a call, bound to the action's declaration by

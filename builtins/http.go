@@ -120,6 +120,9 @@ func runRequest(ctx context.Context, call *action.Call, env *action.Env) (map[st
 		return nil, transportError(ctx, what, timeout, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		if call.Throttled && resp.StatusCode == http.StatusTooManyRequests {
+			return nil, rateLimited(what, resp, string(data), time.Now())
+		}
 		return nil, statusError(what, resp, string(data), "")
 	}
 	hdr := make(map[string]any, len(resp.Header))
@@ -210,6 +213,17 @@ func transportError(ctx context.Context, what string, timeout time.Duration, err
 		return &action.Error{Msg: fmt.Sprintf("%s: no response within %s", what, timeout), Err: err}
 	}
 	return &action.Error{Msg: fmt.Sprintf("%s: %v", what, err), Err: err}
+}
+
+// rateLimited reports a 429 to the shared rate limit of a Throttled call, with the
+// wait the server asked for.
+func rateLimited(what string, resp *http.Response, body string, now time.Time) *action.Error {
+	e := statusError(what, resp, body, "")
+	d, ok := retryAfter(resp.Header.Get("Retry-After"), now)
+	if !ok {
+		d = -1
+	}
+	return action.RateLimited(e.Msg, resp.StatusCode, d)
 }
 
 // statusError reports a response outside 2xx, with an excerpt of its body. 429, 408

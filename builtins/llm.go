@@ -41,7 +41,8 @@ provider. The key is sent as ` + "`Authorization: Bearer`" + ` only when one is 
 
 Rate limits (429) and server errors (5xx) are retried inside the action up to 4 times,
 waiting as the server's ` + "`Retry-After`" + ` says, else 1s, 2s, 4s, 8s; after that the error
-is retryable by the node's ` + "`retry`" + `. Other 4xx statuses are permanent errors. HTTP
+is retryable by the node's ` + "`retry`" + `. A node with ` + "`rate:`" + ` leaves 429s to its shared
+limit instead, which pauses every call of the limit (see limits.rate). Other 4xx statuses are permanent errors. HTTP
 errors carry ` + "`error.status`" + `.
 
 The API key never appears in outputs, errors, logs or events: every occurrence of it in
@@ -78,8 +79,50 @@ messages:
 max_tokens: 200`,
 			},
 		},
-		Func: runChat,
+		Meter: &action.Meter{ModelParam: "model", ModelEnv: "FLOWRUN_LLM_MODEL", Estimate: chatEstimate, Used: chatUsed},
+		Func:  runChat,
 	}
+}
+
+// defaultReplyTokens is the reply a call without max_tokens is assumed to get,
+// for rate limits, budgets and plans.
+const defaultReplyTokens = 256
+
+// chatEstimate guesses a call's tokens: a token per four bytes of the messages, and
+// max_tokens (else defaultReplyTokens) for the reply.
+func chatEstimate(p action.Params) action.Usage {
+	n := len(p.String("system")) + len(p.String("prompt"))
+	for _, m := range p.List("messages") {
+		obj, _ := m.(map[string]any)
+		switch c := obj["content"].(type) {
+		case string:
+			n += len(c)
+		case []any:
+			for _, part := range c {
+				if pm, ok := part.(map[string]any); ok {
+					s, _ := pm["text"].(string)
+					n += len(s)
+				}
+			}
+		}
+		n += 4 // the role and the message's framing
+	}
+	out := defaultReplyTokens
+	if p.Has("max_tokens") {
+		out = p.Int("max_tokens")
+	}
+	return action.Usage{Input: (n+3)/4 + 4, Output: out}
+}
+
+// chatUsed reads the usage a reply reported.
+func chatUsed(out map[string]any) (action.Usage, bool) {
+	u, _ := out["usage"].(map[string]any)
+	in, _ := value.Int(u["prompt_tokens"])
+	o, _ := value.Int(u["completion_tokens"])
+	if in == 0 && o == 0 {
+		return action.Usage{}, false
+	}
+	return action.Usage{Input: in, Output: o}, true
 }
 
 type chatResponse struct {
@@ -129,6 +172,9 @@ func runChat(ctx context.Context, call *action.Call, env *action.Env) (map[strin
 		}
 		if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 			return chatOutput(out, model, red, what)
+		}
+		if call.Throttled && resp.StatusCode == http.StatusTooManyRequests {
+			return nil, redactError(rateLimited(what, resp, red(string(out)), time.Now()), red)
 		}
 		retryable := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
 		if !retryable {

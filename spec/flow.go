@@ -215,6 +215,9 @@ func (p *parser) mapBlock(n *yaml.Node, what string) *Map {
 			mp.Batch = p.count(v, what+".batch", 1, top)
 		}
 	}
+	if v := m.get(p, "budget"); v != nil {
+		mp.Budget = p.budget(v, what+".budget")
+	}
 	if v := m.get(p, "chunks"); v != nil {
 		mp.Chunks = p.count(v, what+".chunks", 1, top)
 		if m.key("batch") != nil {

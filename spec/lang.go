@@ -107,6 +107,43 @@ var limitsDef = &objDef{
 		{"concurrency", "Actions in flight across the whole run, at every depth (default 16; --max-workers overrides).", intOrTemplate(1)},
 		{"max_steps", "Node runs allowed in one chain before a loop is stopped (default 10000).", schema{"type": "integer", "minimum": 1}},
 		{"max_items", "Items one map may fan out to (default 1000000).", schema{"type": "integer", "minimum": 1}},
+		{"rate", "Named rate limits, shared by every node that names them (rate: NAME), across maps and sub-workflows.",
+			schema{"type": "object", "propertyNames": nameSchema, "additionalProperties": ref("rate")}},
+		{"budget", "What the run may use in all: tokens, usd, calls. When the next call would pass it, no new calls start.", ref("budget")},
+		{"prices", "Models' prices in US dollars per million tokens, for budgets in usd and `flowrun plan`.",
+			schema{"type": "object", "additionalProperties": ref("price")}},
+	},
+}
+
+// perSchema is an amount per period: 500/m.
+var perSchema = schema{"type": "string", "pattern": `^\s*[0-9]+(\.[0-9]+)?\s*/\s*[smh]\s*$`, "description": "An amount per second, minute or hour: 10/s, 500/m, 20000/h."}
+
+var rateDef = &objDef{
+	name: "rate",
+	doc:  "A rate limit: requests and tokens per period, and calls in flight.",
+	fields: []fieldDef{
+		{"requests", "Calls allowed per period: N/s, N/m or N/h.", perSchema},
+		{"tokens", "Tokens allowed per period (estimated before a call, counted from its usage after): N/s, N/m or N/h.", perSchema},
+		{"concurrency", "Calls in flight at most (default: the run's limit); a 429 halves it for a while.", schema{"type": "integer", "minimum": 1}},
+	},
+}
+
+var budgetDef = &objDef{
+	name: "budget",
+	doc:  "A budget: when the next call would pass it, no new calls start and the run stops, to be resumed with a larger one.",
+	fields: []fieldDef{
+		{"tokens", "Tokens in all.", schema{"type": "integer", "minimum": 1}},
+		{"usd", "US dollars in all (needs limits.prices for the models used).", schema{"type": "number", "exclusiveMinimum": 0}},
+		{"calls", "Calls in all.", schema{"type": "integer", "minimum": 1}},
+	},
+}
+
+var priceDef = &objDef{
+	name: "price",
+	doc:  "A model's price in US dollars per million tokens.",
+	fields: []fieldDef{
+		{"input", "US dollars per million prompt tokens.", schema{"type": "number", "minimum": 0}},
+		{"output", "US dollars per million reply tokens.", schema{"type": "number", "minimum": 0}},
 	},
 }
 
@@ -158,6 +195,8 @@ var nodeDef = &objDef{
 		{"retry", "Retry failed attempts.", ref("retry")},
 		{"timeout", "Bound each attempt.", durationSchema},
 		{"on_error", "What happens after the last failed attempt: fail, skip, or {update, set, next}.", ref("onError")},
+		{"rate", "The rate limits (limits.rate) this action's calls share: a name or a list.",
+			anyOf(strSchema, schema{"type": "array", "minItems": 1, "uniqueItems": true, "items": strSchema})},
 		{"pool", "With --nats: the workers that run this action (those started with --pool NAME); `local` runs it in the coordinator.", schema{"type": "string", "pattern": `^[A-Za-z_][A-Za-z0-9_-]*$`}},
 	},
 }
@@ -178,6 +217,7 @@ var mapDef = &objDef{
 		{"max_failures", "Failed items tolerated before the map fails (default 0).", intOrTemplate(0)},
 		{"max_failure_ratio", "Fraction of failed items tolerated, from 0 to 1.",
 			anyOf(schema{"type": "number", "minimum": 0, "maximum": 1}, templateSchema)},
+		{"budget", "What each run of this map may use: tokens, usd, calls.", ref("budget")},
 	},
 }
 

@@ -276,6 +276,7 @@ func (p *parser) workflow(root *yaml.Node) {
 	if n := m.get(p, "output"); n != nil {
 		p.output(n)
 	}
+	p.checkPrices()
 	p.graph()
 }
 
@@ -293,6 +294,15 @@ func (p *parser) limits(n *yaml.Node) {
 	}
 	if v := m.get(p, "max_items"); v != nil {
 		lim.MaxItems, _ = p.integer(v, "limits.max_items", 1)
+	}
+	if v := m.get(p, "rate"); v != nil {
+		p.rates(v)
+	}
+	if v := m.get(p, "budget"); v != nil {
+		lim.Budget = p.budget(v, "limits.budget")
+	}
+	if v := m.get(p, "prices"); v != nil {
+		p.prices(v)
 	}
 }
 

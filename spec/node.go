@@ -17,7 +17,7 @@ var kindKeys = []string{"action", "map", "parallel", "workflow"}
 
 // kindAllows lists the keys each kind of node accepts besides its kind key.
 var kindAllows = map[NodeKind][]string{
-	ActionNode:   {"description", "with", "update", "set", "next", "retry", "timeout", "on_error", "pool"},
+	ActionNode:   {"description", "with", "update", "set", "next", "retry", "timeout", "on_error", "pool", "rate"},
 	WorkflowNode: {"description", "with", "update", "set", "next", "retry", "timeout", "on_error"},
 	MapNode:      {"description", "next"},
 	ParallelNode: {"description", "next"},
@@ -170,6 +170,9 @@ func (p *parser) node(node *Node, key, val *yaml.Node) {
 			}
 			node.Pool = name
 		}
+	}
+	if v := m.get(p, "rate"); v != nil && node.Kind == ActionNode {
+		p.nodeRate(node, v, what+".rate")
 	}
 	if node.Kind == ActionNode || node.Kind == WorkflowNode {
 		if v := m.get(p, "retry"); v != nil {

@@ -54,6 +54,9 @@ func Schema(reg *action.Registry) []byte {
 		"stateField": anyOf(typeEnum, fieldObj),
 		"type":       anyOf(typeEnum, objSchema(typeDef)),
 		"limits":     objSchema(limitsDef),
+		"rate":       withMin(objSchema(rateDef), 1),
+		"budget":     withMin(objSchema(budgetDef), 1),
+		"price":      withRequired(objSchema(priceDef), "input", "output"),
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -63,6 +66,16 @@ func Schema(reg *action.Registry) []byte {
 		panic(err) // the schema is built from maps of JSON types only
 	}
 	return buf.Bytes()
+}
+
+func withMin(s schema, n int) schema {
+	s["minProperties"] = n
+	return s
+}
+
+func withRequired(s schema, names ...string) schema {
+	s["required"] = names
+	return s
 }
 
 func (d *objDef) field(key string) fieldDef {

@@ -38,6 +38,20 @@ type part struct {
 	expr *Expr // nil: text
 }
 
+// Field returns the value of an object value's key as written in the file, or nil
+// when the value is not an object written out or has no such key.
+func (v *Value) Field(key string) *Value {
+	if v == nil {
+		return nil
+	}
+	for i, k := range v.keys {
+		if k == key {
+			return v.elems[i]
+		}
+	}
+	return nil
+}
+
 // Const returns the value and true when it holds no expression.
 func (v *Value) Const() (any, bool) {
 	if v.kind == constValue {
@@ -197,7 +211,7 @@ func (v *Value) fold() {
 		}
 		v.lit = list
 	}
-	v.kind, v.keys, v.elems = constValue, nil, nil
+	v.kind = constValue // keys and elems stay, for Field and their positions
 }
 
 // interpolation parses a string holding one or more ${{ e }}. "$${{" is a literal

@@ -59,6 +59,14 @@ type Limits struct {
 	Concurrency *Value
 	MaxSteps    int
 	MaxItems    int
+	// Rates are the named rate limits (limits.rate), and RateNames their names in
+	// file order.
+	Rates     map[string]*Rate
+	RateNames []string
+	// Budget caps the run's tokens, dollars and calls; nil when not given.
+	Budget *Budget
+	// Prices are the models' prices (limits.prices), by model name.
+	Prices map[string]Price
 }
 
 // Defaults of the limits.
@@ -159,6 +167,8 @@ type Node struct {
 	// Pool names the workers that run an action node's calls when a run spreads them
 	// over machines: "" any, "local" the coordinator itself.
 	Pool string
+	// Rate lists the rate limits an action node's calls are subject to.
+	Rate []*Rate
 }
 
 // Assign is one entry of `update` or `set`.
@@ -200,6 +210,8 @@ type Map struct {
 	MaxFailures *Value // nil: 0
 	// MaxFailureRatio is nil when not given.
 	MaxFailureRatio *Value
+	// Budget caps what each run of the map may use; nil when not given.
+	Budget *Budget
 }
 
 // Retry is a retry policy.
