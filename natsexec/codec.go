@@ -49,6 +49,9 @@ func appendCall(b []byte, c *action.Call) []byte {
 		b = append(b, `,"timeout":`...)
 		b = strconv.AppendInt(b, int64(c.Timeout), 10)
 	}
+	if c.Throttled { // the rest of the call's limits stay in the coordinator, which enforces them
+		b = append(b, `,"throttled":true`...)
+	}
 	b = append(b, `,"params":`...)
 	b = value.Append(b, map[string]any(c.Params))
 	return append(b, '}')
@@ -82,7 +85,7 @@ func readBatch(data []byte) (*batch, error) {
 			t.Call = &action.Call{Action: str(cm["action"]), Version: str(cm["version"]), Params: params,
 				RunID: str(cm["run_id"]), Dir: str(cm["dir"]), Node: str(cm["node"]), Item: str(cm["item"]),
 				Attempt: intOf(cm["attempt"]), Key: str(cm["key"]), Pool: str(cm["pool"]),
-				Timeout: time.Duration(intOf(cm["timeout"]))}
+				Timeout: time.Duration(intOf(cm["timeout"])), Throttled: cm["throttled"] == true}
 		}
 		bt.Tasks = append(bt.Tasks, t)
 	}

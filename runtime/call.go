@@ -128,7 +128,8 @@ func (c *chain) attempt(ctx context.Context, node *spec.Node, with map[string]an
 	done := make(chan result, 1)
 	a := node.Action
 	call := &action.Call{Action: a.Name, Version: a.Version, Params: with, RunID: c.r.id, Dir: c.dir,
-		Node: node.Name, Item: c.path, Attempt: attempt, Key: c.r.id + "/" + c.execKey(), Timeout: node.Timeout, Pool: node.Pool}
+		Node: node.Name, Item: c.path, Attempt: attempt, Key: c.r.id + "/" + c.execKey(), Timeout: node.Timeout, Pool: node.Pool,
+		Limits: node.RateNames(), Budgets: c.budgets}
 	slots, exec, calls := c.r.slots, c.r.exec, &c.r.calls // not c: the goroutine may outlive the item's chain (a timeout)
 	calls.Add(1)
 	go func() {
@@ -190,7 +191,7 @@ func (c *chain) classify(node *spec.Node, actx context.Context, err error) *Item
 // shouldRetry applies the node's retry policy to a failed attempt.
 func (c *chain) shouldRetry(node *spec.Node, ie *ItemError, vars map[string]any) (bool, error) {
 	rp := node.Retry
-	if rp == nil || ie.Attempts >= rp.MaxAttempts || ie.Kind == KindCancel {
+	if rp == nil || ie.Attempts >= rp.MaxAttempts || ie.Kind == KindCancel || ie.Kind == KindBudget {
 		return false, nil
 	}
 	if rp.When == nil {

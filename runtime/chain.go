@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/flowrun/flowrun/action"
 	"github.com/flowrun/flowrun/journal"
 	"github.com/flowrun/flowrun/spec"
 	"github.com/flowrun/flowrun/value"
@@ -55,6 +56,9 @@ type chain struct {
 	scratchVars map[string]any
 	// started is when the chain's first action (or sub-workflow) started.
 	started time.Time
+	// budgets are those of the maps around the chain, outermost first: its calls
+	// carry them.
+	budgets []action.Budget
 }
 
 // stateView is the state this chain's expressions see now.
@@ -185,7 +189,7 @@ func handles(node *spec.Node, ie *ItemError) bool {
 		return false
 	}
 	switch ie.Kind {
-	case KindAction, KindTimeout, KindPanic, KindLost:
+	case KindAction, KindTimeout, KindPanic, KindLost, KindRateLimited:
 		return true
 	}
 	return false

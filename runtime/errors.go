@@ -20,6 +20,10 @@ const (
 	KindMap        = "map"        // a nested map failed
 	KindLimit      = "limit"      // a limit was reached (max_steps, max_items)
 	KindLost       = "lost"       // the call was delivered to workers the most times allowed, and none finished it
+	// KindRateLimited: a server refused a call for its rate (HTTP 429) under a shared limit.
+	KindRateLimited = action.KindRateLimited
+	// KindBudget: the call would have passed a budget, so it did not start.
+	KindBudget = action.KindBudget
 )
 
 // ItemError is the failure of one item's chain (or of a top-level node).

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"sync"
@@ -18,6 +19,13 @@ const (
 	ItemFinished = "item.finished"
 	NodeFinished = "node.finished"
 	RunFinished  = "run.finished"
+	// LimitPaused: a server asked a rate limit's calls to slow down (a 429); every
+	// call of the limit waits DelayMS, and its concurrency is halved.
+	LimitPaused = "limit.paused"
+	// BudgetReached: the next call would pass a budget; no new calls start.
+	BudgetReached = "budget.reached"
+	// LimitFinished: a rate limit's or budget's totals, at the end of the run.
+	LimitFinished = "limit.finished"
 )
 
 // Event is one thing that happened in a run. Node events are emitted for top-level
@@ -53,6 +61,42 @@ type Event struct {
 	Replayed bool `json:"replayed,omitempty"`
 	// Status ends a run: succeeded, failed or interrupted.
 	Status string `json:"status,omitempty"`
+	// Limit names the rate limit, or the budget ("run", or the map's node), of the
+	// limit and budget events.
+	Limit string `json:"limit,omitempty"`
+	// Usage is what the limit or budget has seen so far.
+	Usage *LimitUsage `json:"usage,omitempty"`
+}
+
+// LimitUsage is what a rate limit or a budget has seen.
+type LimitUsage struct {
+	Calls  int64   `json:"calls"`
+	Tokens int64   `json:"tokens"`
+	USD    float64 `json:"usd"`
+	// Waits counts the calls that waited for the limit, WaitMS how long in all.
+	Waits  int64   `json:"waits,omitempty"`
+	WaitMS float64 `json:"wait_ms,omitempty"`
+	// RateLimited counts the 429s the limit's calls met.
+	RateLimited int64 `json:"rate_limited,omitempty"`
+	// Concurrency is the limit's effective concurrency (AIMD).
+	Concurrency float64 `json:"concurrency,omitempty"`
+}
+
+// Emit tells the observers of the run that ctx belongs to about e, for the
+// executors the run calls (a rate limit that pauses); it does nothing outside a
+// run. The run sets e's time and run id.
+func Emit(ctx context.Context, e Event) {
+	if r, ok := ctx.Value(runKey{}).(*run); ok {
+		r.emit(e)
+	}
+}
+
+type runKey struct{}
+
+// A Reporter is an Executor with events of its own for the end of a run (a rate
+// limit's totals): the run emits them just before run.finished.
+type Reporter interface {
+	Report() []Event
 }
 
 // Observer receives a run's events. Calls come from many goroutines at once and

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/flowrun/flowrun/action"
 	"github.com/flowrun/flowrun/journal"
 	"github.com/flowrun/flowrun/spec"
 	"github.com/flowrun/flowrun/value"
@@ -27,10 +29,11 @@ type fanout struct {
 	snap  map[string]any // the state every item reads
 	input any            // the enclosing chain's input, seen by route and with
 
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	next   atomic.Int64
-	merged atomic.Int64 // the items merged so far: order.next, for a read without mu
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	next    atomic.Int64
+	merged  atomic.Int64    // the items merged so far: order.next, for a read without mu
+	budgets []action.Budget // those of the map and the maps around it, for its items' calls
 
 	maxFailures int     // -1: no count limit
 	maxRatio    float64 // -1: no ratio limit
@@ -46,6 +49,11 @@ type fanout struct {
 	stopped   error // why the map stopped early
 	mergeErr  error
 	cancelled int
+	// overBudget is the first item that did not start for a budget, and
+	// notStarted counts those items: the map goes on with the items in flight,
+	// then fails so that a resume with a larger budget runs them.
+	overBudget *ItemError
+	notStarted int
 }
 
 // itemResult is a finished item.
@@ -93,6 +101,11 @@ func (c *chain) fanOut(ctx context.Context, node *spec.Node) error {
 	c.r.emit(Event{Type: NodeStarted, Workflow: c.wf.Name, Node: node.Name, Item: c.path, Parent: parent, Items: n})
 
 	fo.key = c.execKey() // once, here: the workers read it concurrently
+	fo.budgets = c.budgets
+	if mp := node.Map; mp != nil && mp.Budget != nil {
+		b := mp.Budget
+		fo.budgets = append(slices.Clip(c.budgets), action.Budget{Scope: c.r.id + "/" + fo.key, Tokens: b.Tokens, USD: b.USD, Calls: b.Calls})
+	}
 	fo.ctx, fo.cancel = context.WithCancelCause(ctx)
 	defer fo.cancel(nil)
 	fo.advanced = sync.NewCond(&fo.mu)
@@ -223,7 +236,7 @@ func (fo *fanout) item(w *worker, i int) *itemResult {
 	}
 	ch := &w.ch
 	*ch = chain{r: r, wf: c.wf, dir: c.dir, m: w.m, snap: fo.snap, path: path, keyPrefix: fo.key, keyIndex: i,
-		owner: fo.stats, depth: c.depth + 1, scratchVars: w.env}
+		owner: fo.stats, depth: c.depth + 1, scratchVars: w.env, budgets: fo.budgets}
 	if r.replay != nil && r.replay.Items > 0 {
 		rec, err := r.replay.Item(ch.chainKey())
 		if rec != nil || err != nil {
@@ -388,6 +401,13 @@ func (fo *fanout) done(i int, res *itemResult) {
 			fo.cancelled++
 			return // left out of the merge: the map or the run has stopped
 		}
+		if res.err.Kind == KindBudget {
+			if fo.overBudget == nil {
+				fo.overBudget = res.err
+			}
+			fo.notStarted++
+			return // left out of the merge, like a cancelled item: a resume runs it
+		}
 		fo.c.r.itemsFailed.Add(1)
 		fo.stats.Failed.Add(1)
 		f := fo.failure(i, res.err)
@@ -474,6 +494,9 @@ func (fo *fanout) finish(ctx context.Context) error {
 		return &ItemError{Node: fo.node, Kind: KindCancel, Err: context.Cause(ctx)}
 	case fo.mergeErr != nil:
 		return &ItemError{Node: fo.node, Kind: KindState, Err: fo.mergeErr}
+	case fo.overBudget != nil && fo.stopped == nil:
+		return &ItemError{Node: fo.node, Kind: KindBudget, Attempts: fo.overBudget.Attempts, Err: fmt.Errorf(
+			"%w (%d of the items of %s not started)", fo.overBudget.Err, fo.notStarted, fo.node.Name)}
 	case fo.stopped != nil:
 		what := "map"
 		if fo.node.Kind == spec.ParallelNode {

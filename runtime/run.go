@@ -110,6 +110,7 @@ func Run(ctx context.Context, wf *spec.Workflow, inputs map[string]any, opts Opt
 		return nil, err
 	}
 	r := newRun(wf, opts)
+	ctx = context.WithValue(ctx, runKey{}, r)
 	start := r.now()
 	r.emit(Event{Type: RunStarted, Workflow: wf.Name})
 	if err := r.limit(wf, newState(wf, inputs).view()); err != nil {
@@ -118,8 +119,13 @@ func Run(ctx context.Context, wf *spec.Workflow, inputs map[string]any, opts Opt
 	st, err := r.workflow(ctx, wf, inputs, nil, "")
 	end := r.now()
 	r.drain()
+	if rep, ok := r.exec.(Reporter); ok {
+		for _, e := range rep.Report() {
+			r.emit(e)
+		}
+	}
 	var ie *ItemError
-	if errors.As(err, &ie) && ie.Kind != KindMap && ie.Kind != KindCancel {
+	if errors.As(err, &ie) && ie.Kind != KindMap && ie.Kind != KindCancel && ie.Kind != KindBudget {
 		// A top-level node failed: report it like a failed item. (A failed map
 		// has reported its items already.)
 		f := Failure{Kind: ie.Kind, Attempts: ie.Attempts, Error: ie.Err.Error()}
@@ -298,7 +304,7 @@ func (r *run) count(v *spec.Value, vars map[string]any, min int) (int, error) {
 func (r *run) workflow(ctx context.Context, wf *spec.Workflow, inputs map[string]any, from *chain, key string) (map[string]any, error) {
 	c := &chain{r: r, wf: wf, dir: r.dirs[wf], m: spec.NewVM(), st: newState(wf, inputs), key: key, keyMade: true}
 	if from != nil {
-		c.path, c.owner, c.depth = from.path, from.owner, from.depth
+		c.path, c.owner, c.depth, c.budgets = from.path, from.owner, from.depth, from.budgets
 	}
 	if err := c.run(ctx, wf.Start); err != nil {
 		return nil, err

@@ -210,6 +210,7 @@ func (p *parser) nodeRate(node *Node, n *yaml.Node, what string) {
 			continue
 		}
 		node.Rate = append(node.Rate, r)
+		node.rateNames = append(node.rateNames, r.Name)
 	}
 }
 

@@ -169,7 +169,12 @@ type Node struct {
 	Pool string
 	// Rate lists the rate limits an action node's calls are subject to.
 	Rate []*Rate
+	// rateNames are their names, made once at load.
+	rateNames []string
 }
+
+// RateNames are the names of the node's rate limits (nil when none).
+func (n *Node) RateNames() []string { return n.rateNames }
 
 // Assign is one entry of `update` or `set`.
 type Assign struct {
