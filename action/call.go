@@ -54,8 +54,10 @@ type Call struct {
 
 // Budget caps what the calls in its scope may use; a zero field is no cap.
 type Budget struct {
-	// Scope identifies what the budget covers: a map node's run, by its key.
+	// Scope identifies what the budget covers: a map node's run, by its key; Node
+	// is the map node's name, for messages.
 	Scope  string  `json:"scope"`
+	Node   string  `json:"node,omitempty"`
 	Tokens int64   `json:"tokens,omitempty"`
 	USD    float64 `json:"usd,omitempty"`
 	Calls  int64   `json:"calls,omitempty"`

@@ -104,7 +104,7 @@ func (c *chain) fanOut(ctx context.Context, node *spec.Node) error {
 	fo.budgets = c.budgets
 	if mp := node.Map; mp != nil && mp.Budget != nil {
 		b := mp.Budget
-		fo.budgets = append(slices.Clip(c.budgets), action.Budget{Scope: c.r.id + "/" + fo.key, Tokens: b.Tokens, USD: b.USD, Calls: b.Calls})
+		fo.budgets = append(slices.Clip(c.budgets), action.Budget{Scope: c.r.id + "/" + fo.key, Node: node.Name, Tokens: b.Tokens, USD: b.USD, Calls: b.Calls})
 	}
 	fo.ctx, fo.cancel = context.WithCancelCause(ctx)
 	defer fo.cancel(nil)

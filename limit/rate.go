@@ -1,0 +1,268 @@
+package limit
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/flowrun/flowrun/runtime"
+	"github.com/flowrun/flowrun/spec"
+)
+
+// How a rate limit backs off when a server says to slow down (a 429), and recovers.
+const (
+	// minPause is the shortest pause after a 429, whatever Retry-After says
+	// (Retry-After: 0 must not become a tight loop); without Retry-After the
+	// pause doubles with each 429 in a row, up to maxPause.
+	minPause = time.Second
+	maxPause = time.Minute
+	// minFactor bounds how far the limit slows down: 1/64 of its rate.
+	minFactor = 1.0 / 64
+	// recoverCalls is how many successful calls bring the effective rate back up
+	// to its ceiling after a halving.
+	recoverCalls = 20
+	// ceilingRecovery is how long the ceiling takes to recover a tenth of its gap to
+	// the full rate, once no 429 has come for that long.
+	ceilingRecovery = 5 * time.Minute
+)
+
+// rate is one named rate limit of a run: token buckets for requests and tokens, a
+// cap on calls in flight, and the AIMD factor that a 429 halves for every call.
+type rate struct {
+	name  string
+	clock runtime.Clock
+
+	mu       sync.Mutex
+	requests *bucket // nil when not limited
+	tokens   *bucket
+	maxConc  int // calls in flight at the full rate
+	inflight int
+	waiters  []chan struct{} // calls waiting for a slot
+	// factor scales the rate and the concurrency: 1 at first; a 429 halves it
+	// and sets ceiling just below where it failed; successes bring it back to the
+	// ceiling, and the ceiling creeps back to 1 when no 429 comes for long.
+	factor, ceiling float64
+	lastLimited     time.Time
+	pausedUntil     time.Time
+	streak          int // 429s in a row, for pauses without Retry-After
+
+	stats runtime.LimitUsage
+}
+
+func newRate(r *spec.Rate, maxConc int, clock runtime.Clock) *rate {
+	l := &rate{name: r.Name, clock: clock, maxConc: maxConc, factor: 1, ceiling: 1}
+	if r.Concurrency > 0 {
+		l.maxConc = r.Concurrency
+	}
+	l.maxConc = max(l.maxConc, 1)
+	if r.Requests != nil {
+		l.requests = newBucket(r.Requests.PerSecond())
+	}
+	if r.Tokens != nil {
+		l.tokens = newBucket(r.Tokens.PerSecond())
+	}
+	return l
+}
+
+// bucket paces a flow of units (requests or tokens) at a rate per second, allowing
+// a burst of one second's worth: each reservation is given the time it may go.
+type bucket struct {
+	perSecond float64
+	tat       time.Time // when the reservations so far are paid off
+}
+
+func newBucket(perSecond float64) *bucket { return &bucket{perSecond: perSecond} }
+
+// reserve books n units at the given rate factor and returns when they may be used.
+func (b *bucket) reserve(now time.Time, n, factor float64) time.Time {
+	rate := b.perSecond * factor
+	burst := seconds(math.Max(1, b.perSecond) / b.perSecond) // one second's worth, at least one unit
+	base := b.tat
+	if base.Before(now) {
+		base = now
+	}
+	start := base.Add(-burst)
+	if start.Before(now) {
+		start = now
+	}
+	b.tat = base.Add(seconds(n / rate))
+	return start
+}
+
+// settle corrects a reservation of est units that turned out to be n.
+func (b *bucket) settle(est, n, factor float64) {
+	b.tat = b.tat.Add(seconds((n - est) / (b.perSecond * factor)))
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// effective is the calls in flight allowed now (r.mu held).
+func (r *rate) effective() int {
+	return max(1, int(math.Round(float64(r.maxConc)*r.factor)))
+}
+
+// acquire waits until a call estimated at tokens may go: the limit is not paused,
+// a slot is free, and both buckets allow it. It returns how long it waited.
+func (r *rate) acquire(ctx context.Context, tokens int) (time.Duration, error) {
+	start := r.clock.Now()
+	reserved := false
+	for {
+		r.mu.Lock()
+		now := r.clock.Now()
+		if now.Before(r.pausedUntil) {
+			d := r.pausedUntil.Sub(now)
+			r.mu.Unlock()
+			if err := r.clock.Sleep(ctx, d); err != nil {
+				r.release(reserved)
+				return 0, err
+			}
+			continue
+		}
+		if !reserved {
+			if r.inflight >= r.effective() {
+				ch := make(chan struct{})
+				r.waiters = append(r.waiters, ch)
+				r.mu.Unlock()
+				select {
+				case <-ch:
+				case <-ctx.Done():
+					r.mu.Lock()
+					r.dropWaiter(ch)
+					r.mu.Unlock()
+					return 0, context.Cause(ctx)
+				}
+				continue
+			}
+			r.inflight++
+			reserved = true
+			var at time.Time
+			if r.requests != nil {
+				at = r.requests.reserve(now, 1, r.factor)
+			}
+			if r.tokens != nil && tokens > 0 {
+				if t := r.tokens.reserve(now, float64(tokens), r.factor); t.After(at) {
+					at = t
+				}
+			}
+			if at.After(now) {
+				r.mu.Unlock()
+				if err := r.clock.Sleep(ctx, at.Sub(now)); err != nil {
+					r.release(true)
+					return 0, err
+				}
+				continue // a 429 may have paused the limit meanwhile
+			}
+		}
+		waited := now.Sub(start)
+		if waited > 0 {
+			r.stats.Waits++
+			r.stats.WaitMS += float64(waited.Microseconds()) / 1000
+		}
+		r.mu.Unlock()
+		return waited, nil
+	}
+}
+
+// dropWaiter forgets a waiter that gave up (r.mu held).
+func (r *rate) dropWaiter(ch chan struct{}) {
+	for i, w := range r.waiters {
+		if w == ch {
+			r.waiters = append(r.waiters[:i], r.waiters[i+1:]...)
+			return
+		}
+	}
+}
+
+// release frees a call's slot, if it held one, and wakes those that fit now.
+func (r *rate) release(held bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if held {
+		r.inflight--
+	}
+	r.wake()
+}
+
+// wake lets waiting calls try again, as many as there are free slots (r.mu held).
+func (r *rate) wake() {
+	for free := r.effective() - r.inflight; free > 0 && len(r.waiters) > 0; free-- {
+		close(r.waiters[0])
+		r.waiters = r.waiters[1:]
+	}
+}
+
+// done ends a call that went through: its slot is freed, its tokens settled, and
+// a success brings the rate back up.
+func (r *rate) done(est, used int, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inflight--
+	r.stats.Calls++
+	r.stats.Tokens += int64(used)
+	if r.tokens != nil && est != used {
+		r.tokens.settle(float64(est), float64(used), r.factor)
+	}
+	if ok {
+		r.streak = 0
+		now := r.clock.Now()
+		if r.ceiling < 1 && now.Sub(r.lastLimited) >= ceilingRecovery {
+			r.ceiling += (1 - r.ceiling) / 10
+			r.lastLimited = now // the next step after as long again
+		}
+		if r.factor < r.ceiling {
+			r.factor = math.Min(r.ceiling, r.factor+r.ceiling/(2*recoverCalls))
+		}
+	}
+	r.wake()
+}
+
+// limited handles a 429 a call met: the limit pauses for everyone for the server's
+// Retry-After (negative: not given) and, once per pause, halves its rate and
+// concurrency. It frees the call's slot; the call acquires again. It returns the
+// pause and whether this 429 started it.
+func (r *rate) limited(retryAfter time.Duration) (time.Duration, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inflight--
+	r.stats.RateLimited++
+	now := r.clock.Now()
+	pause := retryAfter
+	if pause < 0 {
+		pause = min(minPause<<min(r.streak, 6), maxPause)
+	}
+	pause = max(pause, minPause)
+	first := !now.Before(r.pausedUntil) // not already paused: a new episode
+	if first {
+		r.streak++
+		r.ceiling = math.Max(minFactor, r.factor*0.9)
+		r.factor = math.Max(minFactor, r.factor/2)
+		r.lastLimited = now
+		for _, b := range []*bucket{r.requests, r.tokens} {
+			if b != nil && b.tat.Before(now.Add(pause)) {
+				b.tat = now.Add(pause) // no burst when the pause ends
+			}
+		}
+	}
+	if until := now.Add(pause); until.After(r.pausedUntil) {
+		r.pausedUntil = until
+	}
+	r.wake()
+	return pause, first
+}
+
+// usage is the limit's totals so far.
+func (r *rate) usage() runtime.LimitUsage {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	u := r.stats
+	u.Concurrency = float64(r.effective())
+	return u
+}
+
+// addUSD counts what a call of the limit cost.
+func (r *rate) addUSD(usd float64) {
+	r.mu.Lock()
+	r.stats.USD += usd
+	r.mu.Unlock()
+}
