@@ -24,7 +24,11 @@ const (
 	recoverCalls = 20
 	// ceilingRecovery is how long the ceiling takes to recover a tenth of its gap to
 	// the full rate, once no 429 has come for that long.
-	ceilingRecovery = 5 * time.Minute
+	ceilingRecovery = 10 * time.Minute
+	// pace is the share of a limit the buckets use: a little under the limit, so
+	// that a server counting the same limit with other rounding does not refuse the
+	// call that lands on the boundary.
+	pace = 0.98
 )
 
 // rate is one named rate limit of a run: token buckets for requests and tokens, a
@@ -40,7 +44,7 @@ type rate struct {
 	inflight int
 	waiters  []chan struct{} // calls waiting for a slot
 	// factor scales the rate and the concurrency: 1 at first; a 429 halves it
-	// and sets ceiling just below where it failed; successes bring it back to the
+	// and sets ceiling to three quarters of where it failed; successes bring it back to the
 	// ceiling, and the ceiling creeps back to 1 when no 429 comes for long.
 	factor, ceiling float64
 	lastLimited     time.Time
@@ -57,42 +61,64 @@ func newRate(r *spec.Rate, maxConc int, clock runtime.Clock) *rate {
 	}
 	l.maxConc = max(l.maxConc, 1)
 	if r.Requests != nil {
-		l.requests = newBucket(r.Requests.PerSecond())
+		l.requests = newBucket(r.Requests.PerSecond() * pace)
 	}
 	if r.Tokens != nil {
-		l.tokens = newBucket(r.Tokens.PerSecond())
+		l.tokens = newBucket(r.Tokens.PerSecond() * pace)
 	}
 	return l
 }
 
-// bucket paces a flow of units (requests or tokens) at a rate per second, allowing
-// a burst of one second's worth: each reservation is given the time it may go.
+// bucket paces a flow of units (requests or tokens): a token bucket that holds at
+// most a second's worth (and at least one unit), refilled at perSecond times the
+// limit's factor. A reservation takes its units at once, into debt if need be,
+// and is told when the bucket has them.
 type bucket struct {
 	perSecond float64
-	tat       time.Time // when the reservations so far are paid off
+	level     float64
+	last      time.Time // when level was computed; later than now during a pause
 }
 
-func newBucket(perSecond float64) *bucket { return &bucket{perSecond: perSecond} }
+func newBucket(perSecond float64) *bucket {
+	return &bucket{perSecond: perSecond, level: math.Max(1, perSecond)}
+}
 
-// reserve books n units at the given rate factor and returns when they may be used.
+// fill brings the level up to now.
+func (b *bucket) fill(now time.Time, factor float64) {
+	if b.last.IsZero() {
+		b.last = now
+	}
+	if now.After(b.last) {
+		b.level = math.Min(math.Max(1, b.perSecond), b.level+now.Sub(b.last).Seconds()*b.perSecond*factor)
+		b.last = now
+	}
+}
+
+// reserve takes n units at the given rate factor and returns when they may be used.
 func (b *bucket) reserve(now time.Time, n, factor float64) time.Time {
-	rate := b.perSecond * factor
-	burst := seconds(math.Max(1, b.perSecond) / b.perSecond) // one second's worth, at least one unit
-	base := b.tat
-	if base.Before(now) {
-		base = now
+	b.fill(now, factor)
+	b.level -= n
+	if b.level >= 0 {
+		return now
 	}
-	start := base.Add(-burst)
-	if start.Before(now) {
-		start = now
+	from := now
+	if b.last.After(now) {
+		from = b.last // paused: nothing refills before the pause ends
 	}
-	b.tat = base.Add(seconds(n / rate))
-	return start
+	return from.Add(seconds(-b.level / (b.perSecond * factor)))
 }
 
 // settle corrects a reservation of est units that turned out to be n.
-func (b *bucket) settle(est, n, factor float64) {
-	b.tat = b.tat.Add(seconds((n - est) / (b.perSecond * factor)))
+func (b *bucket) settle(est, n float64) { b.level += est - n }
+
+// pause empties the bucket until the given time, so that the calls waiting do not
+// all go at once when the pause ends.
+func (b *bucket) pause(now, until time.Time, factor float64) {
+	b.fill(now, factor)
+	b.level = math.Min(b.level, 0)
+	if until.After(b.last) {
+		b.last = until
+	}
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
@@ -201,7 +227,7 @@ func (r *rate) done(est, used int, ok bool) {
 	r.stats.Calls++
 	r.stats.Tokens += int64(used)
 	if r.tokens != nil && est != used {
-		r.tokens.settle(float64(est), float64(used), r.factor)
+		r.tokens.settle(float64(est), float64(used))
 	}
 	if ok {
 		r.streak = 0
@@ -235,12 +261,12 @@ func (r *rate) limited(retryAfter time.Duration) (time.Duration, bool) {
 	first := !now.Before(r.pausedUntil) // not already paused: a new episode
 	if first {
 		r.streak++
-		r.ceiling = math.Max(minFactor, r.factor*0.9)
+		r.ceiling = math.Max(minFactor, r.factor*0.75)
 		r.factor = math.Max(minFactor, r.factor/2)
 		r.lastLimited = now
 		for _, b := range []*bucket{r.requests, r.tokens} {
-			if b != nil && b.tat.Before(now.Add(pause)) {
-				b.tat = now.Add(pause) // no burst when the pause ends
+			if b != nil {
+				b.pause(now, now.Add(pause), r.factor)
 			}
 		}
 	}

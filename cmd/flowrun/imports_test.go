@@ -19,7 +19,8 @@ var importEdges = map[string][]string{
 	"runtime":     {"spec", "journal", "action", "value"},
 	"store":       {"runtime", "journal", "spec", "action", "value"},
 	"natsexec":    {"runtime", "action", "value"},
-	"cmd/flowrun": {"store", "natsexec", "runtime", "journal", "spec", "builtins", "action", "value"},
+	"limit":       {"runtime", "spec", "action"},
+	"cmd/flowrun": {"store", "natsexec", "limit", "runtime", "journal", "spec", "builtins", "action", "value"},
 	// A benchmark program: it starts the server the way the CLI does.
 	"bench/natsbench": {"natsexec"},
 }
