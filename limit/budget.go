@@ -9,20 +9,22 @@ import (
 	"github.com/flowrun/flowrun/runtime"
 )
 
-// Spent is what a budget's calls used: calls, tokens and US dollars.
-type Spent struct {
-	Calls  int64   `json:"calls"`
-	Tokens int64   `json:"tokens"`
-	USD    float64 `json:"usd"`
+// spent is what a budget's calls used: calls, tokens and US dollars.
+type spent struct {
+	Calls  int64
+	Tokens int64
+	USD    float64
 }
 
-func (s *Spent) add(o Spent) {
+func spentOf(u runtime.LimitUsage) spent { return spent{Calls: u.Calls, Tokens: u.Tokens, USD: u.USD} }
+
+func (s *spent) add(o spent) {
 	s.Calls += o.Calls
 	s.Tokens += o.Tokens
 	s.USD += o.USD
 }
 
-func (s *Spent) sub(o Spent) {
+func (s *spent) sub(o spent) {
 	s.Calls -= o.Calls
 	s.Tokens -= o.Tokens
 	s.USD -= o.USD
@@ -36,21 +38,16 @@ type budget struct {
 	caps action.Budget
 
 	mu       sync.Mutex
-	spent    Spent
-	inflight Spent // estimates of the calls in flight
+	spent    spent
+	inflight spent // estimates of the calls in flight
 	reached  string
 	told     bool // the run's observers heard of it
 }
 
-// total is what the budget counted.
-func (b *budget) total() Spent {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.spent
-}
+
 
 // reserve books a call's estimate, or says why the budget does not allow it.
-func (b *budget) reserve(est Spent) (string, bool) {
+func (b *budget) reserve(est spent) (string, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.reached != "" {
@@ -82,7 +79,7 @@ func (b *budget) reserve(est Spent) (string, bool) {
 }
 
 // settle replaces a call's estimate with what it used.
-func (b *budget) settle(est, used Spent) {
+func (b *budget) settle(est, used spent) {
 	b.mu.Lock()
 	b.inflight.sub(est)
 	b.spent.add(used)

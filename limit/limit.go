@@ -49,7 +49,7 @@ type Options struct {
 	Budget action.Budget
 	// Spent is what earlier attempts of the run spent, by budget: "" for the
 	// run's, a map budget's scope for the others.
-	Spent map[string]Spent
+	Spent map[string]runtime.LimitUsage
 }
 
 // Limits is an Executor that enforces a run's rate limits and budgets around
@@ -117,7 +117,7 @@ func New(wf *spec.Workflow, next action.Executor, opts Options) *Limits {
 		caps.Tokens, caps.USD, caps.Calls = cmpOr(o.Tokens, caps.Tokens), cmpOr(o.USD, caps.USD), cmpOr(o.Calls, caps.Calls)
 	}
 	if caps.Tokens > 0 || caps.USD > 0 || caps.Calls > 0 {
-		l.run = &budget{name: "run", caps: caps, spent: opts.Spent[""]}
+		l.run = &budget{name: "run", caps: caps, spent: spentOf(opts.Spent[""])}
 		l.order = append(l.order, l.run)
 		l.usd = l.usd || caps.USD > 0
 	}
@@ -156,11 +156,11 @@ func (l *Limits) Execute(ctx context.Context, call *action.Call) (map[string]any
 			price = p
 		}
 	}
-	want := Spent{Calls: 1, Tokens: int64(est.Total()), USD: cost(est, price)}
+	want := spent{Calls: 1, Tokens: int64(est.Total()), USD: cost(est, price)}
 	for i, b := range budgets {
 		if msg, ok := b.reserve(want); !ok {
 			for _, done := range budgets[:i] {
-				done.settle(want, Spent{})
+				done.settle(want, spent{})
 			}
 			l.reached(ctx, b, call)
 			return nil, &action.Error{Kind: action.KindBudget, Permanent: true, Msg: msg}
@@ -190,7 +190,7 @@ func (l *Limits) Execute(ctx context.Context, call *action.Call) (map[string]any
 		r.addUSD(usd)
 	}
 	for _, b := range budgets {
-		b.settle(want, Spent{Calls: 1, Tokens: int64(used.Total()), USD: usd})
+		b.settle(want, spent{Calls: 1, Tokens: int64(used.Total()), USD: usd})
 	}
 	return out, err
 }
@@ -263,7 +263,7 @@ func (l *Limits) budgetsOf(call *action.Call) []*budget {
 		for _, cb := range call.Budgets {
 			b := l.scopes[cb.Scope]
 			if b == nil {
-				b = &budget{name: cb.Node, caps: cb, spent: l.opts.Spent[cb.Scope]}
+				b = &budget{name: cb.Node, caps: cb, spent: spentOf(l.opts.Spent[cb.Scope])}
 				l.scopes[cb.Scope] = b
 				l.order = append(l.order, b)
 				l.usd = l.usd || cb.USD > 0
@@ -337,16 +337,16 @@ func (l *Limits) Stats() []Stat {
 }
 
 // Spent is what the run's budgets have counted, earlier attempts included, for
-// the next attempt's Options.Spent.
-func (l *Limits) Spent() map[string]Spent {
-	out := map[string]Spent{}
+// the next attempt's Options.Spent (store.Spender).
+func (l *Limits) Spent() map[string]runtime.LimitUsage {
+	out := map[string]runtime.LimitUsage{}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.run != nil {
-		out[""] = l.run.total()
+		out[""] = l.run.usage()
 	}
 	for scope, b := range l.scopes {
-		out[scope] = b.total()
+		out[scope] = b.usage()
 	}
 	return out
 }

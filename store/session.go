@@ -216,6 +216,9 @@ func (ss *Session) Run(ctx context.Context, opts runtime.Options) (*runtime.Resu
 	ew := runtime.NewEventWriter(events)
 	opts.Observers = append(append([]runtime.Observer(nil), opts.Observers...), runtime.Notable(ew))
 	res, runErr := runtime.Run(ctx, ss.Workflow, ss.Inputs, opts)
+	if sp, ok := opts.Executor.(Spender); ok {
+		ss.Meta.Spent = sp.Spent()
+	}
 	eerr := ew.Close()
 	if cerr := events.Close(); eerr == nil {
 		eerr = cerr
@@ -224,6 +227,12 @@ func (ss *Session) Run(ctx context.Context, opts runtime.Options) (*runtime.Resu
 		eerr = fmt.Errorf("run %s: events: %w", ss.Meta.ID, eerr)
 	}
 	return res, errors.Join(runErr, ss.Close(res, runErr), eerr)
+}
+
+// A Spender is an executor that counts what a run spent against its budgets (such
+// as limit.Limits): the session keeps it in meta.json, for a resume to go on from.
+type Spender interface {
+	Spent() map[string]runtime.LimitUsage
 }
 
 func sleepOf(c runtime.Clock) func(context.Context, time.Duration) error {

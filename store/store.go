@@ -66,6 +66,9 @@ type Meta struct {
 	Resumes int    `json:"resumes,omitempty"`
 	Error   string `json:"error,omitempty"`
 	PID     int    `json:"pid,omitempty"`
+	// Spent is what the run's budgets counted, over every attempt: "" for the
+	// run's own, a map's scope for a map's (see Spender).
+	Spent map[string]runtime.LimitUsage `json:"spent,omitempty"`
 }
 
 // Duration is how long the run took, or has been taking.

@@ -21,6 +21,8 @@ var importEdges = map[string][]string{
 	"natsexec":    {"runtime", "action", "value"},
 	"limit":       {"runtime", "spec", "action"},
 	"cmd/flowrun": {"store", "natsexec", "limit", "runtime", "journal", "spec", "builtins", "action", "value"},
+	// An OpenAI-compatible stub for tests and benchmarks.
+	"internal/llmstub": {},
 	// A benchmark program: it starts the server the way the CLI does.
 	"bench/natsbench": {"natsexec"},
 }

@@ -35,7 +35,7 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "allow-exec", Usage: "allow the exec action to run programs"},
 		allowPathFlag,
 		storeFlag,
-	}, natsFlags()...)
+	}, append(budgetFlags(), natsFlags()...)...)
 }
 
 func (e *env) runCommand() *cli.Command {
@@ -191,6 +191,12 @@ func (e *env) execute(c *cli.Context, wf *spec.Workflow, inputs map[string]any, 
 		opts.Executor = so.exec
 		natsOptions(c, &opts)
 	}
+	lim, err := e.limits(c, wf, opts.Executor, opts.MaxWorkers, ss)
+	if err != nil {
+		closeEvents()
+		return abort(err)
+	}
+	opts.Executor = lim
 	var pr *progress
 	if show {
 		pr = startProgress(e.stderr, opts.Stats, wf.Name)
@@ -223,13 +229,18 @@ func (e *env) execute(c *cli.Context, wf *spec.Workflow, inputs map[string]any, 
 	if runErr != nil {
 		err := e.runFailed(c.Context, runErr, ss)
 		writeSummary(e.stderr, opts.RunID, status, res)
-		if ss != nil {
+		writeLimits(e.stderr, lim)
+		switch {
+		case ss != nil && lim.Reached() != "":
+			fmt.Fprintln(e.stderr, budgetHint(resumeCommand(c, opts.RunID), lim))
+		case ss != nil:
 			fmt.Fprintf(e.stderr, "flowrun: finished items are saved; continue with: %s\n", resumeCommand(c, opts.RunID))
 		}
 		return err
 	}
 	e.report(res.Failures, ss)
 	writeSummary(e.stderr, opts.RunID, status, res)
+	writeLimits(e.stderr, lim)
 	return writeOutput(e.stdout, c.String("output"), res.Output, res.Fields)
 }
 

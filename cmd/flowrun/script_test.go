@@ -1,8 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"sync"
 	"testing"
+
+	"github.com/flowrun/flowrun/internal/llmstub"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -20,5 +24,40 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		UpdateScripts:       os.Getenv("UPDATE_SCRIPTS") == "1",
+		Cmds:                map[string]func(ts *testscript.TestScript, neg bool, args []string){"llmstub": llmstubCmd},
 	})
+}
+
+var stubs sync.Map // *testscript.TestScript → *llmstub.Server
+
+// llmstubCmd is a script command: `llmstub start [rpm=N tpm=N burst=S
+// retry-after=S prompt=N completion=N latency=D]` starts an OpenAI-compatible stub
+// on 127.0.0.1 for the script (FLOWRUN_LLM_BASE_URL points at it);
+// `llmstub stats` prints what it saw: calls, limited, tokens.
+func llmstubCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) == 0 {
+		ts.Fatalf("usage: llmstub start [options] | llmstub stats")
+	}
+	switch args[0] {
+	case "start":
+		opts, err := llmstub.ParseOptions(args[1:])
+		ts.Check(err)
+		srv, err := llmstub.Start(opts)
+		ts.Check(err)
+		stubs.Store(ts, srv)
+		ts.Defer(func() {
+			srv.Close()
+			stubs.Delete(ts)
+		})
+		ts.Setenv("FLOWRUN_LLM_BASE_URL", srv.URL)
+	case "stats":
+		v, ok := stubs.Load(ts)
+		if !ok {
+			ts.Fatalf("llmstub stats: no stub started")
+		}
+		st := v.(*llmstub.Server).Stats()
+		fmt.Fprintf(ts.Stdout(), "calls %d\nlimited %d\ntokens %d\n", st.Calls, st.Limited, st.Tokens)
+	default:
+		ts.Fatalf("llmstub: unknown subcommand %q", args[0])
+	}
 }
