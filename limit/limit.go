@@ -64,6 +64,7 @@ type Limits struct {
 	usd    bool // a budget in dollars applies somewhere
 
 	mu     sync.Mutex
+	total  spent              // every call that went through a limit or budget
 	run    *budget            // nil: no budget for the run
 	scopes map[string]*budget // map budgets, by scope
 	order  []*budget          // every budget, in the order first used
@@ -189,10 +190,22 @@ func (l *Limits) Execute(ctx context.Context, call *action.Call) (map[string]any
 		}
 		r.addUSD(usd)
 	}
+	got := spent{Calls: 1, Tokens: int64(used.Total()), USD: usd}
 	for _, b := range budgets {
-		b.settle(want, spent{Calls: 1, Tokens: int64(used.Total()), USD: usd})
+		b.settle(want, got)
 	}
+	l.mu.Lock()
+	l.total.add(got)
+	l.mu.Unlock()
 	return out, err
+}
+
+// Totals is what the calls under a limit or a budget used so far in this attempt
+// of the run (for a progress display).
+func (l *Limits) Totals() runtime.LimitUsage {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return runtime.LimitUsage{Calls: l.total.Calls, Tokens: l.total.Tokens, USD: l.total.USD}
 }
 
 // dispatch sends the call once its limits allow it, again after each 429 (every

@@ -25,6 +25,10 @@ type progress struct {
 	stats *runtime.Stats
 	root  string // the run's workflow, whose name bars omit
 	color bool
+	// usage, when set, is what the run's metered calls used so far: the top
+	// bars show tokens per minute and dollars.
+	usage   func() runtime.LimitUsage
+	started time.Time
 
 	mu    sync.Mutex
 	bars  map[*runtime.NodeStats]*bar
@@ -57,10 +61,10 @@ func progressMode(mode string, w io.Writer) (bool, error) {
 	return false, usageError("--progress %q: expected auto, always or never", mode)
 }
 
-func startProgress(w io.Writer, stats *runtime.Stats, root string) *progress {
-	pr := &progress{
+func startProgress(w io.Writer, stats *runtime.Stats, root string, usage func() runtime.LimitUsage) *progress {
+	pr := &progress{usage: usage,
 		p:     mpb.New(mpb.WithOutput(w), mpb.WithRefreshRate(refreshEvery), mpb.WithAutoRefresh(), mpb.WithWidth(100)),
-		stats: stats, root: root, color: os.Getenv("NO_COLOR") == "",
+		stats: stats, root: root, color: os.Getenv("NO_COLOR") == "", started: time.Now(),
 		bars: map[*runtime.NodeStats]*bar{}, stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	go func() {
@@ -137,6 +141,7 @@ func (pr *progress) newBar(ns *runtime.NodeStats) *bar {
 			decor.Percentage(decor.WC{W: 5}),
 			decor.Any(func(s decor.Statistics) string { return pr.rateETA(ns, br, s) }),
 			decor.Any(func(decor.Statistics) string { return pr.trouble(ns) }),
+			decor.Any(func(decor.Statistics) string { return pr.spend(ns) }),
 		),
 	)
 	return br
@@ -174,6 +179,24 @@ func (pr *progress) trouble(ns *runtime.NodeStats) string {
 		return ""
 	}
 	return "  " + strings.Join(parts, ", ")
+}
+
+// spend shows, on top-level bars, the tokens per minute and dollars of the run's
+// metered calls.
+func (pr *progress) spend(ns *runtime.NodeStats) string {
+	if pr.usage == nil || ns.Depth > 0 {
+		return ""
+	}
+	u := pr.usage()
+	minutes := time.Since(pr.started).Minutes()
+	if u.Tokens == 0 || minutes <= 0 {
+		return ""
+	}
+	out := fmt.Sprintf("  %s tok/min", shortCount(float64(u.Tokens)/minutes))
+	if u.USD > 0 {
+		out += "  " + dollars(u.USD)
+	}
+	return out
 }
 
 func shortCount(x float64) string {

@@ -12,7 +12,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
+
+	"github.com/flowrun/flowrun/runtime"
 )
 
 // openPTY opens a pseudo-terminal of 120 columns and 40 rows.
@@ -153,5 +156,26 @@ func TestProgressStoppedShort(t *testing.T) {
 		if strings.Contains(out, wrong) {
 			t.Errorf("the bars show %q after the run stopped short:\n%s", wrong, out)
 		}
+	}
+}
+
+// TestProgressSpend: the top bars show the tokens per minute and the dollars of the
+// run's metered calls; nested bars and runs without them show nothing.
+func TestProgressSpend(t *testing.T) {
+	u := runtime.LimitUsage{Calls: 10, Tokens: 30000, USD: 0.125}
+	pr := &progress{usage: func() runtime.LimitUsage { return u }, started: time.Now().Add(-2 * time.Minute)}
+	top, nested := &runtime.NodeStats{Depth: 0}, &runtime.NodeStats{Depth: 1}
+	if got := pr.spend(top); !strings.HasPrefix(got, "  15k tok/min  $0.1") {
+		t.Errorf("top bar: %q, want 15k tok/min and $0.12", got)
+	}
+	if got := pr.spend(nested); got != "" {
+		t.Errorf("nested bar: %q", got)
+	}
+	u = runtime.LimitUsage{}
+	if got := pr.spend(top); got != "" {
+		t.Errorf("no tokens: %q", got)
+	}
+	if got := (&progress{}).spend(top); got != "" {
+		t.Errorf("no limits: %q", got)
 	}
 }

@@ -199,7 +199,7 @@ func (e *env) execute(c *cli.Context, wf *spec.Workflow, inputs map[string]any, 
 	opts.Executor = lim
 	var pr *progress
 	if show {
-		pr = startProgress(e.stderr, opts.Stats, wf.Name)
+		pr = startProgress(e.stderr, opts.Stats, wf.Name, lim.Totals)
 		log.to(pr)
 	}
 	var res *runtime.Result
