@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -341,6 +343,67 @@ nodes:
 		}
 		if len(want) > 0 {
 			t.Errorf("missing events %v among %v", want, types)
+		}
+	})
+}
+
+// TestSharedAcrossSubWorkflows: a sub-workflow's calls count against the limit of
+// the same name that the calling workflow declares (the outermost wins), together
+// with the caller's own calls.
+func TestSharedAcrossSubWorkflows(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, src string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("sub.yaml", `version: 1
+limits:
+  rate:
+    api: {requests: 1000/s}
+state:
+  x: integer
+nodes:
+  ask: {action: llm.chat, rate: api, with: {prompt: "${{ string(state.x) }}", model: m}}
+`)
+	write("main.yaml", `version: 1
+limits:
+  rate:
+    api: {requests: 60/m}
+state:
+  n: {type: integer, reducer: sum}
+nodes:
+  fan:
+    map: {over: "1..5", to: sub, concurrency: 5}
+  sub:
+    workflow: sub.yaml
+    with: {x: "${{ input.item }}"}
+    next: own
+  own: {action: llm.chat, rate: api, with: {prompt: own, model: m}}
+`)
+	reg, err := action.NewRegistry(builtins.All()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf, err := spec.Load(filepath.Join(dir, "main.yaml"), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		srv := newServer(1000, 1000)
+		srv.latency = 0
+		l := limit.New(wf, srv, limit.Options{Registry: reg, MaxConcurrency: 16})
+		start := time.Now()
+		if _, err := runtime.Run(context.Background(), wf, nil, runtime.Options{Executor: l}); err != nil {
+			t.Fatal(err)
+		}
+		// Ten calls (five items, each the sub-workflow's then its own) at 1/s (the
+		// caller's limit, paced at 98%): the last about 9.2 s in.
+		if got := srv.calls[len(srv.calls)-1].Sub(start).Seconds(); len(srv.calls) != 10 || got < 8.5 || got > 10 {
+			t.Errorf("%d calls, the last at %.2fs; want 10, the last about 9.2s in", len(srv.calls), got)
+		}
+		if st := l.Stats(); len(st) != 1 || st[0].Name != "api" || st[0].Usage.Calls != 10 {
+			t.Errorf("stats %+v", st)
 		}
 	})
 }
