@@ -141,9 +141,9 @@ func TestAdapts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		wf, reg := load(t, fmt.Sprintf(rated, "1200/m"))
 		srv := newServer(10, 10) // 600/m
-		l := limit.New(wf, srv, limit.Options{Registry: reg, MaxConcurrency: 16})
+		l := limit.New(wf, srv, limit.Options{Registry: reg, MaxConcurrency: 64})
 		start := time.Now()
-		for _, err := range fan(l, 2000, 16, "api") {
+		for _, err := range fan(l, 2000, 64, "api") {
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -404,6 +404,29 @@ nodes:
 		}
 		if st := l.Stats(); len(st) != 1 || st[0].Name != "api" || st[0].Usage.Calls != 10 {
 			t.Errorf("stats %+v", st)
+		}
+	})
+}
+
+// TestNoBurstAfterPause: calls booked at the old pace before a 429 go at the new,
+// halved pace after the pause, so one pause is enough.
+func TestNoBurstAfterPause(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		wf, reg := load(t, fmt.Sprintf(rated, "1200/m"))
+		srv := newServer(10, 10)
+		srv.latency = 0
+		l := limit.New(wf, srv, limit.Options{Registry: reg, MaxConcurrency: 64})
+		start := time.Now()
+		for _, err := range fan(l, 150, 64, "api") {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, at := range srv.limited {
+			if d := at.Sub(start); d > 100*time.Millisecond {
+				t.Errorf("a 429 at %s: the limit burst after its pause (%d 429s in all)", d, len(srv.limited))
+				break
+			}
 		}
 	})
 }
