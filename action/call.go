@@ -44,6 +44,10 @@ type Call struct {
 	// instead, as an error of kind rate_limited (see RateLimited), so that every
 	// call of the limit waits together rather than each on its own.
 	Throttled bool `json:"throttled,omitempty"`
+	// Resend counts how often this attempt went out again after a shared rate
+	// limit's pause (0 the first time): each sending is its own unit of work for
+	// an executor that deduplicates.
+	Resend int `json:"resend,omitempty"`
 	// Budgets are the budgets of the maps the call is made in, outermost first.
 	Budgets []Budget `json:"budgets,omitempty"`
 	// Key identifies the call's unit of work: the same for every attempt of it and

@@ -222,7 +222,13 @@ func (l *Limits) dispatch(ctx context.Context, call *action.Call, rates []*rate,
 				return nil, false, err
 			}
 		}
-		out, err := l.next.Execute(ctx, call)
+		c := call
+		if n > 0 {
+			cp := *call
+			cp.Resend = n
+			c = &cp
+		}
+		out, err := l.next.Execute(ctx, c)
 		var ae *action.Error
 		if err == nil || !errors.As(err, &ae) || ae.Kind != action.KindRateLimited || len(rates) == 0 || n == maxRedispatch || ctx.Err() != nil {
 			return out, true, err

@@ -6,7 +6,7 @@
 //
 //	FLOWRUN_TASKS     a work-queue stream, subjects flowrun.tasks.<pool>.<run>: one
 //	                  task per attempt of a call, deduplicated by its id
-//	                  <run>/<unit>/<epoch>/<attempt>; one durable pull consumer per pool
+//	                  <run>/<unit>/<epoch>/<attempt>[r<resend>]; one durable pull consumer per pool
 //	                  (pool_<pool>), which every worker of the pool pulls from
 //	FLOWRUN_RESULTS   a stream of results, one subject per task message
 //	                  (flowrun.results.<run>.<hash>) holding at most one message:
@@ -129,7 +129,11 @@ func (e *wireError) err() *action.Error {
 // taskID is the id of one attempt of a call in one epoch of a run: the dedupe id
 // of its message. A retry, and a resumed run, make new ids.
 func taskID(call *action.Call, epoch int) string {
-	return call.Key + "/" + strconv.Itoa(epoch) + "/" + strconv.Itoa(call.Attempt)
+	id := call.Key + "/" + strconv.Itoa(epoch) + "/" + strconv.Itoa(call.Attempt)
+	if call.Resend > 0 { // sent again after a rate limit's pause: another task
+		id += "r" + strconv.Itoa(call.Resend)
+	}
+	return id
 }
 
 // hash is a subject-safe digest.

@@ -164,3 +164,21 @@ func TestResultsOfAnEarlierEpoch(t *testing.T) {
 		t.Error("a result was reused for other parameters")
 	}
 }
+
+// TestResend: an attempt sent again after a rate limit's pause is another task,
+// not a duplicate the server drops (which would leave the call waiting forever).
+func TestResend(t *testing.T) {
+	c := start(t)
+	e := c.executor(t, "r6", 0)
+	defer e.Close()
+	cl := call("r6", "text.count", action.Params{"text": "a b"}, "@1:x")
+	for resend := range 3 {
+		cl.Resend = resend
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, err := e.Execute(ctx, cl)
+		cancel()
+		if err != nil || out["words"] != 2 {
+			t.Fatalf("sent the %d time(s) more: %v, %v", resend, out, err)
+		}
+	}
+}
