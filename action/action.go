@@ -49,6 +49,9 @@ type Spec struct {
 	// Meter, when set, says how the action's calls use a metered model, for rate
 	// limits on tokens, budgets and `flowrun plan`.
 	Meter *Meter
+	// NoCache marks an action whose effects a replay would skip (running a
+	// program, writing a file): the call cache never answers for it.
+	NoCache bool
 	// Func runs one attempt of the action.
 	Func Func
 }

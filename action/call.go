@@ -44,6 +44,9 @@ type Call struct {
 	// instead, as an error of kind rate_limited (see RateLimited), so that every
 	// call of the limit waits together rather than each on its own.
 	Throttled bool `json:"throttled,omitempty"`
+	// Cache is the node's `cache:` (nil when it says nothing): whether the call
+	// cache may answer for the call, and keep its output.
+	Cache *bool `json:"cache,omitempty"`
 	// Resend counts how often this attempt went out again after a shared rate
 	// limit's pause (0 the first time): each sending is its own unit of work for
 	// an executor that deduplicates.

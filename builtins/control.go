@@ -12,6 +12,7 @@ import (
 func sleepAction() *action.Spec {
 	return &action.Spec{
 		Name:    "sleep",
+		NoCache: true,
 		Summary: "Wait for a duration.",
 		Doc: `Waits for ` + "`duration`" + ` and returns. Cancellation (Ctrl-C, a node ` + "`timeout`" + `, a
 failed map) ends the wait at once. Useful to pace calls to a rate-limited service and
@@ -42,6 +43,7 @@ func runSleep(ctx context.Context, call *action.Call, env *action.Env) (map[stri
 func failAction() *action.Spec {
 	return &action.Spec{
 		Name:    "fail",
+		NoCache: true,
 		Summary: "Fail on purpose, to try out retries and error handling.",
 		Doc: `Returns an error with ` + "`message`" + `, to exercise ` + "`retry`" + `, ` + "`on_error`" + `,
 ` + "`max_failures`" + ` and failure reports without a flaky service.
@@ -133,6 +135,7 @@ func chance(seed int, node, item string, attempt int) float64 {
 func logAction() *action.Spec {
 	return &action.Spec{
 		Name:    "log",
+		NoCache: true,
 		Summary: "Write a message to the run's log.",
 		Doc: `Sends ` + "`message`" + ` at ` + "`level`" + ` to the run's log, which ` + "`flowrun run`" + ` prints on
 standard error. A message that is not a string is written as compact JSON,

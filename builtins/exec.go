@@ -24,6 +24,7 @@ const execWaitDelay = 500 * time.Millisecond
 func execAction() *action.Spec {
 	return &action.Spec{
 		Name:    "exec",
+		NoCache: true,
 		Summary: "Run a program and capture its output.",
 		Doc: `Runs a program directly, without a shell: ` + "`argv[0]`" + ` is looked up in ` + "`PATH`" + `
 (or taken relative to ` + "`dir`" + ` when it contains a ` + "`/`" + `) and the other elements are its

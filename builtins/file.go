@@ -123,6 +123,7 @@ func runRead(_ context.Context, call *action.Call, env *action.Env) (map[string]
 func fileWrite() *action.Spec {
 	return &action.Spec{
 		Name:    "file.write",
+		NoCache: true,
 		Summary: "Write text or data to a file.",
 		Doc: `Writes ` + "`text`" + ` as it is, or ` + "`data`" + ` encoded as indented JSON (as YAML when the
 path ends in ` + "`.yaml`" + ` or ` + "`.yml`" + `) followed by a line break. Missing parent
