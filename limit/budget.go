@@ -44,8 +44,6 @@ type budget struct {
 	told     bool // the run's observers heard of it
 }
 
-
-
 // reserve books a call's estimate, or says why the budget does not allow it.
 func (b *budget) reserve(est spent) (string, bool) {
 	b.mu.Lock()
