@@ -22,12 +22,16 @@ type figures struct {
 	d      declared
 	prices map[string]spec.Price
 	deps   map[*spec.Node]origins // what a row's counts depend on
+	// priced says that dollars matter: the workflow has prices or a budget in
+	// dollars. Otherwise no model is said to lack a price.
+	priced bool
 }
 
 // collect gathers the rate limits and prices of wf and its sub-workflows.
 func (f *figures) collect(wf *spec.Workflow) {
 	f.d = declarations(wf)
 	f.prices = f.d.prices
+	f.priced = len(f.prices) > 0 || f.d.usd || runCaps(wf, f.opts.Budget).USD > 0
 	f.deps = map[*spec.Node]origins{}
 	for _, r := range f.rows {
 		deps := union(r.reach)
@@ -154,7 +158,7 @@ func (f *figures) action(r *row, pn *PlanNode, exact bool) {
 		if pr, ok := f.prices[model]; ok {
 			usd += f.cost(u, pr)
 			priced = true
-		} else {
+		} else if f.priced {
 			pn.Unpriced = append(pn.Unpriced, model)
 		}
 	}

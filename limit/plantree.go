@@ -60,7 +60,21 @@ func (tr *tree) chain(w *spec.Workflow, starts []start, around []*spec.Node) boo
 			first = append(first, s.node)
 		}
 	}
+	// The chain's nodes in file order (which is most often the order they run
+	// in), its starts first.
 	nodes := g.Chain(first...)
+	slices.SortStableFunc(nodes, func(a, b *spec.Node) int {
+		ai, bi := slices.Index(first, a), slices.Index(first, b)
+		switch {
+		case ai >= 0 && bi >= 0:
+			return ai - bi
+		case ai >= 0:
+			return -1
+		case bi >= 0:
+			return 1
+		}
+		return a.Index - b.Index
+	})
 	for grew := true; grew; {
 		grew = false
 		for _, n := range nodes {
