@@ -103,8 +103,10 @@ type PlanRate struct {
 	Calls       int64  `json:"calls"`
 	TokensUsed  int64  `json:"tokens_used"`
 	// Seconds is the least time the calls take: calls at the requests rate or
-	// tokens at the tokens rate, whichever is longer.
+	// tokens at the tokens rate, whichever is longer (Binding: requests or
+	// tokens).
 	Seconds  float64 `json:"min_seconds"`
+	Binding  string  `json:"binding,omitempty"`
 	Complete bool    `json:"complete"`
 }
 
@@ -112,11 +114,11 @@ type PlanRate struct {
 type PlanBudget struct {
 	// Name is "run" for the run's budget (limits.budget and the --budget-*
 	// flags), else the map node whose every run has the budget.
-	Name string   `json:"name"`
-	Caps PlanUse  `json:"caps"`
-	Need PlanUse  `json:"need"` // a map's: its largest run's
-	Runs int      `json:"runs,omitempty"`
-	Over int      `json:"runs_over,omitempty"`
+	Name string  `json:"name"`
+	Caps PlanUse `json:"caps"`
+	Need PlanUse `json:"need"` // a map's: its largest run's
+	Runs int     `json:"runs,omitempty"`
+	Over int     `json:"runs_over,omitempty"`
 	// Status is fits, exceeded, or unknown (the need depends on outputs the plan
 	// does not compute, or a model has no price).
 	Status    string   `json:"status"`

@@ -173,9 +173,10 @@ func (f *figures) action(r *row, pn *PlanNode, exact bool) {
 	}
 }
 
-// cost is what usage costs at a price.
+// cost is what usage costs at a price, to a billionth of a dollar (so that sums
+// print without float noise).
 func (f *figures) cost(u *usage, p spec.Price) float64 {
-	return (float64(u.input)*p.Input + float64(u.output)*p.Output) / 1e6
+	return math.Round((float64(u.input)*p.Input+float64(u.output)*p.Output)/1e6*1e9) / 1e9
 }
 
 // path names a row's node after the nodes around it.
@@ -214,11 +215,13 @@ func (f *figures) rates() {
 		}
 		if rt.Requests != nil {
 			pr.Requests = rt.Requests.Src
-			pr.Seconds = float64(pr.Calls) / rt.Requests.PerSecond()
+			pr.Seconds, pr.Binding = float64(pr.Calls)/rt.Requests.PerSecond(), "requests"
 		}
 		if rt.Tokens != nil {
 			pr.Tokens = rt.Tokens.Src
-			pr.Seconds = max(pr.Seconds, float64(pr.TokensUsed)/rt.Tokens.PerSecond())
+			if s := float64(pr.TokensUsed) / rt.Tokens.PerSecond(); s > pr.Seconds {
+				pr.Seconds, pr.Binding = s, "tokens"
+			}
 		}
 		f.plan.Rates = append(f.plan.Rates, pr)
 	}

@@ -41,6 +41,7 @@ func writePlan(w io.Writer, p *limit.Plan) {
 			in, out = approx+thousands(n.Tokens.Input), thousands(n.Tokens.Output)
 		case n.Models != nil || n.PerCall != nil:
 			in, out = "?", "?"
+			usd = "?"
 		}
 		switch {
 		case n.USD != nil && n.Tokens != nil:
@@ -165,7 +166,7 @@ func rateLine(r limit.PlanRate) string {
 	line := fmt.Sprintf("%s (%s): %s%s %s, %s tokens", r.Name, strings.Join(rates, ", "), at, thousands(r.Calls),
 		plural(int(r.Calls), "call", "calls"), thousands(r.TokensUsed))
 	if r.Seconds > 0 {
-		line += fmt.Sprintf(": ≥ %s", roundDuration(time.Duration(r.Seconds*float64(time.Second))))
+		line += fmt.Sprintf(": ≥ %s at its %s rate", roundDuration(time.Duration(r.Seconds*float64(time.Second))), r.Binding)
 	}
 	return line
 }
@@ -176,12 +177,13 @@ func budgetLine(b limit.PlanBudget) string {
 	if b.Name != "run" {
 		who = fmt.Sprintf("the budget of each run of map %s (%d %s)", b.Name, b.Runs, plural(b.Runs, "run", "runs"))
 	}
-	need := "needs"
+	need, about := "needs", "about "
 	if b.Name != "run" {
 		need = "its largest run needs"
 	}
 	if len(b.DependsOn) > 0 {
 		need += " at least"
+		about = ""
 	}
 	var caps []string
 	add := func(name, cap, needs, by string) {
@@ -211,14 +213,14 @@ func budgetLine(b limit.PlanBudget) string {
 		if exceeded("tokens") {
 			by = thousands(b.Need.Tokens - c)
 		}
-		add("tokens", thousands(c), "about "+thousands(b.Need.Tokens), by)
+		add("tokens", thousands(c), about+thousands(b.Need.Tokens), by)
 	}
 	if c := b.Caps.USD; c > 0 {
 		by := ""
 		if exceeded("usd") {
 			by = planDollars(b.Need.USD - c)
 		}
-		needs := "about " + planDollars(b.Need.USD)
+		needs := about + planDollars(b.Need.USD)
 		switch {
 		case len(b.Unpriced) > 0 && b.Need.USD == 0:
 			needs = "an unknown amount"
