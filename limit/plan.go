@@ -196,7 +196,7 @@ func NewPlan(ctx context.Context, wf *spec.Workflow, inputs map[string]any, opts
 	for _, ns := range stats.Nodes() {
 		f.stats[[2]string{ns.Workflow, ns.Node}] = ns
 	}
-	f.rows = layout(wf, t)
+	f.rows = t.rows
 	f.collect(wf)
 	f.nodes()
 	f.rates()

@@ -119,6 +119,7 @@ func (f *figures) nodes() {
 			total.USD += f.cost(u, pr)
 		}
 	}
+	total.USD = nano(total.USD)
 	total.Unpriced = slices.Sorted(maps.Keys(unpriced))
 	total.DependsOn = totalDeps.list()
 	total.Complete = len(totalDeps) == 0
@@ -165,6 +166,7 @@ func (f *figures) action(r *row, pn *PlanNode, exact bool) {
 	switch {
 	case exact:
 		pn.Tokens = &tok
+		usd = nano(usd)
 		if priced {
 			pn.USD = &usd
 		}
@@ -176,8 +178,11 @@ func (f *figures) action(r *row, pn *PlanNode, exact bool) {
 // cost is what usage costs at a price, to a billionth of a dollar (so that sums
 // print without float noise).
 func (f *figures) cost(u *usage, p spec.Price) float64 {
-	return math.Round((float64(u.input)*p.Input+float64(u.output)*p.Output)/1e6*1e9) / 1e9
+	return nano((float64(u.input)*p.Input + float64(u.output)*p.Output) / 1e6)
 }
+
+// nano rounds dollars to a billionth.
+func nano(usd float64) float64 { return math.Round(usd*1e9) / 1e9 }
 
 // path names a row's node after the nodes around it.
 func path(r *row) string {
@@ -281,6 +286,7 @@ func (f *figures) budgets(wf *spec.Workflow) {
 					unpriced[model] = true
 				}
 			}
+			need.USD = nano(need.USD)
 			if len(over(caps, need)) > 0 {
 				b.Over++
 			}

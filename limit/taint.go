@@ -53,6 +53,11 @@ type taint struct {
 	inputs map[*spec.Workflow]origins            // every input name (a with given as one expression)
 	out    map[*spec.Node]origins                // an action or workflow node's output
 	item   map[*spec.Node]origins                // a map's item variable
+	// reach is the taint of whether and how often a node runs (see layout): a
+	// field a node updates depends on it too, as a sum of 1 per call depends on
+	// the calls.
+	reach map[*spec.Node]origins
+	rows  []*row // the layout, with the reach
 }
 
 // scope is what an expression sees besides state and input: output, or a map's
@@ -63,11 +68,13 @@ type scope struct {
 	itemFrom origins
 }
 
-// analyse works out the taint of wf and its sub-workflows: it applies every
-// node's rules until nothing changes.
+// analyse works out the taint of wf and its sub-workflows, and lays out their
+// nodes: it applies every node's rules, then lays the nodes out with their
+// reach, until nothing changes.
 func analyse(wf *spec.Workflow) *taint {
 	t := &taint{top: wf, field: map[*spec.Field]origins{}, input: map[*spec.Workflow]map[string]origins{},
-		inputs: map[*spec.Workflow]origins{}, out: map[*spec.Node]origins{}, item: map[*spec.Node]origins{}}
+		inputs: map[*spec.Workflow]origins{}, out: map[*spec.Node]origins{}, item: map[*spec.Node]origins{},
+		reach: map[*spec.Node]origins{}}
 	wfs := workflows(wf)
 	for _, w := range wfs {
 		t.input[w] = map[string]origins{}
@@ -76,19 +83,27 @@ func analyse(wf *spec.Workflow) *taint {
 			t.field[f] = origins{}
 		}
 		for _, n := range w.Nodes {
-			t.out[n] = origins{}
-			t.item[n] = origins{}
+			t.out[n], t.item[n], t.reach[n] = origins{}, origins{}, origins{}
 		}
 	}
-	for grew := true; grew; {
-		grew = false
-		for _, w := range wfs {
-			for _, n := range w.Nodes {
-				grew = t.node(w, n) || grew
+	for {
+		for grew := true; grew; {
+			grew = false
+			for _, w := range wfs {
+				for _, n := range w.Nodes {
+					grew = t.node(w, n) || grew
+				}
 			}
 		}
+		t.rows = layout(wf, t)
+		grew := false
+		for _, r := range t.rows {
+			grew = t.reach[r.node].add(r.reach) || grew
+		}
+		if !grew {
+			return t
+		}
 	}
-	return t
 }
 
 // workflows lists wf and every sub-workflow it uses, each once.
@@ -167,7 +182,7 @@ func (t *taint) node(w *spec.Workflow, n *spec.Node) bool {
 	sc := scope{output: t.out[n]}
 	for _, a := range n.Update {
 		if a.Field != nil {
-			grew = t.field[a.Field].add(t.of(w, a.Value.Uses(), sc)) || grew
+			grew = t.field[a.Field].add(union(t.of(w, a.Value.Uses(), sc), t.reach[n])) || grew
 		}
 	}
 	for _, a := range n.Set {
@@ -176,7 +191,7 @@ func (t *taint) node(w *spec.Workflow, n *spec.Node) bool {
 	if oe := n.OnError; oe != nil {
 		for _, a := range oe.Update {
 			if a.Field != nil {
-				grew = t.field[a.Field].add(t.of(w, a.Value.Uses(), scope{})) || grew
+				grew = t.field[a.Field].add(union(t.of(w, a.Value.Uses(), scope{}), t.reach[n])) || grew
 			}
 		}
 		for _, a := range oe.Set {
