@@ -81,7 +81,7 @@ max_tokens: 200`,
 		},
 		Meter: &action.Meter{ModelParam: "model", ModelEnv: "FLOWRUN_LLM_MODEL", Estimate: chatEstimate, Used: chatUsed,
 			Placeholder: chatPlaceholder},
-		Func:  runChat,
+		Func: runChat,
 	}
 }
 

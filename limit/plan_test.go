@@ -48,7 +48,7 @@ func TestPlanExact(t *testing.T) {
 	p := planOf(t, dir, "exact.yaml", nil, PlanOptions{})
 	type counts struct {
 		Items, Calls, Peak *int64
-		DependsOn         []string
+		DependsOn          []string
 	}
 	want := map[string]counts{
 		"list":        {Calls: ptr(1), Peak: ptr(1)},
