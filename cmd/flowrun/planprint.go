@@ -77,9 +77,7 @@ func writePlan(w io.Writer, p *limit.Plan) {
 	fmt.Fprintf(tw, "TOTAL\t\t\t%s%s\t%s%s\t%s%s\t%s\t\t%s\n", at, thousands(t.Calls), at, thousands(t.Tokens.Input),
 		at, thousands(t.Tokens.Output), usd, note)
 	tw.Flush()
-	for _, line := range strings.SplitAfter(table.String(), "\n") {
-		fmt.Fprint(w, strings.TrimRight(line, " \n")+strings.Repeat("\n", strings.Count(line, "\n")))
-	}
+	writeTrimmed(w, table.String())
 	if len(p.Rates) > 0 {
 		fmt.Fprintln(w, "\nrate limits")
 		for _, r := range p.Rates {
@@ -251,6 +249,14 @@ func budgetLine(b limit.PlanBudget) string {
 		line += "; " + strings.Join(why, "; ")
 	}
 	return line
+}
+
+// writeTrimmed writes text without the spaces at the ends of its lines, which a
+// tabwriter leaves after an empty last column.
+func writeTrimmed(w io.Writer, text string) {
+	for _, line := range strings.SplitAfter(text, "\n") {
+		fmt.Fprint(w, strings.TrimRight(line, " \n")+strings.Repeat("\n", strings.Count(line, "\n")))
+	}
 }
 
 // count is a known count, or "?".
