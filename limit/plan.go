@@ -185,9 +185,9 @@ func NewPlan(ctx context.Context, wf *spec.Workflow, inputs map[string]any, opts
 	p := newPlanner(wf, opts)
 	stats := &runtime.Stats{}
 	res, err := runtime.Run(ctx, wf, inputs, runtime.Options{RunID: "plan", MaxWorkers: opts.MaxWorkers,
-		Executor: p, Clock: noWait{}, Getenv: opts.Getenv, Stats: stats})
+		Executor: p, Clock: noWait{}, Getenv: withoutSecrets(opts.Getenv), Stats: stats})
 	var ie *runtime.InputError
-	if errors.As(err, &ie) || ctx.Err() != nil {
+	if res == nil || errors.As(err, &ie) || ctx.Err() != nil {
 		return nil, err
 	}
 	t := analyse(wf)
@@ -205,6 +205,22 @@ func NewPlan(ctx context.Context, wf *spec.Workflow, inputs map[string]any, opts
 		f.stopped(err)
 	}
 	return f.plan, nil
+}
+
+// SecretPlaceholder is what a variable that looks like a secret's (see
+// spec.LooksSecret) reads as in a plan when it is not set: a plan makes no call
+// that needs a secret, and need not be given one.
+const SecretPlaceholder = "flowrun-plan-secret"
+
+// withoutSecrets reads the environment, with SecretPlaceholder for secrets that
+// are not set.
+func withoutSecrets(getenv func(string) string) func(string) string {
+	return func(name string) string {
+		if v := getenv(name); v != "" || !spec.LooksSecret(name) {
+			return v
+		}
+		return SecretPlaceholder
+	}
 }
 
 // stopped records why the dry run failed: its first failure in item order.

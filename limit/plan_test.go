@@ -150,7 +150,7 @@ func TestPlanSubWorkflow(t *testing.T) {
 }
 
 // TestPlanNoEffects checks that a plan writes no file, runs no program, sends
-// no request and does not wait: it only counts those calls.
+// no request and does not wait: it only counts those calls. It needs no secret.
 func TestPlanNoEffects(t *testing.T) {
 	dir := planCorpus(t)
 	var hits atomic.Int64
