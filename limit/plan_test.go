@@ -202,3 +202,35 @@ func TestPlanDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestPlannerExecute: the planning executor runs a read-only call for real, and
+// answers any other with its declared output at zero values (a model's with a
+// reply as long as its estimate), counting both by node.
+func TestPlannerExecute(t *testing.T) {
+	wf := loadPlanned(t, planCorpus(t), "exact.yaml")
+	p := newPlanner(wf, PlanOptions{Getenv: func(string) string { return "" }})
+	ctx := context.Background()
+	out, err := p.Execute(ctx, &action.Call{Action: "text.count", Node: "short", Key: "plan/@4:count[0]@1:short",
+		Params: action.Params{"text": "one two three"}})
+	if err != nil || out["words"] != 3 {
+		t.Errorf("text.count: %v, %v; want its real output", out, err)
+	}
+	est := wf.Registry.Lookup("llm.chat").Meter.Estimate(action.Params{"model": "m", "prompt": "hi", "max_tokens": 5})
+	out, err = p.Execute(ctx, &action.Call{Action: "llm.chat", Node: "long", Key: "plan/@4:count[1]@1:long",
+		Params: action.Params{"model": "m", "prompt": "hi", "max_tokens": 5}})
+	reported := map[string]any{"prompt_tokens": est.Input, "completion_tokens": 5, "total_tokens": est.Input + 5}
+	if want := map[string]any{"text": "word word word word", "model": "m", "usage": reported}; err != nil || !cmp.Equal(out, want) {
+		t.Errorf("llm.chat: %v, %v; want %v", out, err, want)
+	}
+	out, _ = p.Execute(ctx, &action.Call{Action: "http.request", Node: "long", Key: "plan/@4:count[2]@1:long",
+		Params: action.Params{"url": "http://127.0.0.1:1/"}})
+	if want := map[string]any{"status": 0, "headers": map[string]any{}, "body": "", "json": nil}; !cmp.Equal(out, want) {
+		t.Errorf("http.request: %v; want its declared output at zero values", out)
+	}
+	if n := p.nodes[wf.Node("long")]; n == nil || n.calls != 2 || *n.models["m"] != (usage{input: int64(est.Input), output: 5}) {
+		t.Errorf("the calls of long: %+v", n)
+	}
+	if n := p.nodes[wf.Node("short")]; n == nil || n.calls != 1 || n.models != nil {
+		t.Errorf("the calls of short: %+v", n)
+	}
+}
