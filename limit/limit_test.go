@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -139,9 +141,9 @@ func TestAdapts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		wf, reg := load(t, fmt.Sprintf(rated, "1200/m"))
 		srv := newServer(10, 10) // 600/m
-		l := limit.New(wf, srv, limit.Options{Registry: reg, MaxConcurrency: 16})
+		l := limit.New(wf, srv, limit.Options{Registry: reg, MaxConcurrency: 64})
 		start := time.Now()
-		for _, err := range fan(l, 2000, 16, "api") {
+		for _, err := range fan(l, 2000, 64, "api") {
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -341,6 +343,90 @@ nodes:
 		}
 		if len(want) > 0 {
 			t.Errorf("missing events %v among %v", want, types)
+		}
+	})
+}
+
+// TestSharedAcrossSubWorkflows: a sub-workflow's calls count against the limit of
+// the same name that the calling workflow declares (the outermost wins), together
+// with the caller's own calls.
+func TestSharedAcrossSubWorkflows(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, src string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("sub.yaml", `version: 1
+limits:
+  rate:
+    api: {requests: 1000/s}
+state:
+  x: integer
+nodes:
+  ask: {action: llm.chat, rate: api, with: {prompt: "${{ string(state.x) }}", model: m}}
+`)
+	write("main.yaml", `version: 1
+limits:
+  rate:
+    api: {requests: 60/m}
+state:
+  n: {type: integer, reducer: sum}
+nodes:
+  fan:
+    map: {over: "1..5", to: sub, concurrency: 5}
+  sub:
+    workflow: sub.yaml
+    with: {x: "${{ input.item }}"}
+    next: own
+  own: {action: llm.chat, rate: api, with: {prompt: own, model: m}}
+`)
+	reg, err := action.NewRegistry(builtins.All()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf, err := spec.Load(filepath.Join(dir, "main.yaml"), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		srv := newServer(1000, 1000)
+		srv.latency = 0
+		l := limit.New(wf, srv, limit.Options{Registry: reg, MaxConcurrency: 16})
+		start := time.Now()
+		if _, err := runtime.Run(context.Background(), wf, nil, runtime.Options{Executor: l}); err != nil {
+			t.Fatal(err)
+		}
+		// Ten calls (five items, each the sub-workflow's then its own) at 1/s (the
+		// caller's limit, paced at 98%): the last about 9.2 s in.
+		if got := srv.calls[len(srv.calls)-1].Sub(start).Seconds(); len(srv.calls) != 10 || got < 8.5 || got > 10 {
+			t.Errorf("%d calls, the last at %.2fs; want 10, the last about 9.2s in", len(srv.calls), got)
+		}
+		if st := l.Stats(); len(st) != 1 || st[0].Name != "api" || st[0].Usage.Calls != 10 {
+			t.Errorf("stats %+v", st)
+		}
+	})
+}
+
+// TestNoBurstAfterPause: calls booked at the old pace before a 429 go at the new,
+// halved pace after the pause, so one pause is enough.
+func TestNoBurstAfterPause(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		wf, reg := load(t, fmt.Sprintf(rated, "1200/m"))
+		srv := newServer(10, 10)
+		srv.latency = 0
+		l := limit.New(wf, srv, limit.Options{Registry: reg, MaxConcurrency: 64})
+		start := time.Now()
+		for _, err := range fan(l, 150, 64, "api") {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, at := range srv.limited {
+			if d := at.Sub(start); d > 100*time.Millisecond {
+				t.Errorf("a 429 at %s: the limit burst after its pause (%d 429s in all)", d, len(srv.limited))
+				break
+			}
 		}
 	})
 }

@@ -207,19 +207,19 @@ func NewPlan(ctx context.Context, wf *spec.Workflow, inputs map[string]any, opts
 	return f.plan, nil
 }
 
-// SecretPlaceholder is what a variable that looks like a secret's (see
+// secretPlaceholder is what a variable that looks like a secret's (see
 // spec.LooksSecret) reads as in a plan when it is not set: a plan makes no call
 // that needs a secret, and need not be given one.
-const SecretPlaceholder = "flowrun-plan-secret"
+const secretPlaceholder = "flowrun-plan-secret"
 
-// withoutSecrets reads the environment, with SecretPlaceholder for secrets that
+// withoutSecrets reads the environment, with secretPlaceholder for secrets that
 // are not set.
 func withoutSecrets(getenv func(string) string) func(string) string {
 	return func(name string) string {
 		if v := getenv(name); v != "" || !spec.LooksSecret(name) {
 			return v
 		}
-		return SecretPlaceholder
+		return secretPlaceholder
 	}
 }
 

@@ -44,11 +44,13 @@ type rate struct {
 	inflight int
 	waiters  []chan struct{} // calls waiting for a slot
 	// factor scales the rate and the concurrency: 1 at first; a 429 halves it
-	// and sets ceiling to three quarters of where it failed; successes bring it back to the
-	// ceiling, and the ceiling creeps back to 1 when no 429 comes for long.
+	// and, if it came at the ceiling, makes the half the new ceiling; successes
+	// bring it back up to the ceiling step by step, and the ceiling creeps back to
+	// 1 when no 429 comes for long.
 	factor, ceiling float64
 	lastLimited     time.Time
 	pausedUntil     time.Time
+	pauses          int // pause episodes so far: a booking made before one is void
 	streak          int // 429s in a row, for pauses without Retry-After
 
 	stats runtime.LimitUsage
@@ -112,10 +114,10 @@ func (b *bucket) reserve(now time.Time, n, factor float64) time.Time {
 func (b *bucket) settle(est, n float64) { b.level += est - n }
 
 // pause empties the bucket until the given time, so that the calls waiting do not
-// all go at once when the pause ends.
+// all go at once when the pause ends; what was booked and has not gone yet is
+// booked again after the pause.
 func (b *bucket) pause(now, until time.Time, factor float64) {
-	b.fill(now, factor)
-	b.level = math.Min(b.level, 0)
+	b.level = 0
 	if until.After(b.last) {
 		b.last = until
 	}
@@ -132,20 +134,25 @@ func (r *rate) effective() int {
 // a slot is free, and both buckets allow it. It returns how long it waited.
 func (r *rate) acquire(ctx context.Context, tokens int) (time.Duration, error) {
 	start := r.clock.Now()
-	reserved := false
+	slot, booked := false, false // a slot held; units booked in the buckets
+	epoch := 0                   // r.pauses when booked
 	for {
 		r.mu.Lock()
 		now := r.clock.Now()
+		if booked && epoch != r.pauses {
+			booked = false // a pause came since: book again, at the new pace
+		}
 		if now.Before(r.pausedUntil) {
 			d := r.pausedUntil.Sub(now)
 			r.mu.Unlock()
+			booked = false // what was booked before the pause is booked again after it, paced anew
 			if err := r.clock.Sleep(ctx, d); err != nil {
-				r.release(reserved)
+				r.release(slot)
 				return 0, err
 			}
 			continue
 		}
-		if !reserved {
+		if !slot {
 			if r.inflight >= r.effective() {
 				ch := make(chan struct{})
 				r.waiters = append(r.waiters, ch)
@@ -161,7 +168,10 @@ func (r *rate) acquire(ctx context.Context, tokens int) (time.Duration, error) {
 				continue
 			}
 			r.inflight++
-			reserved = true
+			slot = true
+		}
+		if !booked {
+			booked, epoch = true, r.pauses
 			var at time.Time
 			if r.requests != nil {
 				at = r.requests.reserve(now, 1, r.factor)
@@ -261,8 +271,15 @@ func (r *rate) limited(retryAfter time.Duration) (time.Duration, bool) {
 	first := !now.Before(r.pausedUntil) // not already paused: a new episode
 	if first {
 		r.streak++
-		r.ceiling = math.Max(minFactor, r.factor*0.75)
+		r.pauses++
 		r.factor = math.Max(minFactor, r.factor/2)
+		if r.factor*2 >= r.ceiling*0.95 {
+			// At the ceiling: the limit asks more than the server gives, so half of
+			// it becomes the ceiling. (Below it, the limit was still recovering from
+			// a pause: the server's bucket was empty, which says nothing new of its
+			// rate.)
+			r.ceiling = r.factor
+		}
 		r.lastLimited = now
 		for _, b := range []*bucket{r.requests, r.tokens} {
 			if b != nil {

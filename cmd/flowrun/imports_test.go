@@ -25,6 +25,7 @@ var importEdges = map[string][]string{
 	"internal/llmstub": {},
 	// A benchmark program: it starts the server the way the CLI does.
 	"bench/natsbench": {"natsexec"},
+	"bench/ratebench": {"internal/llmstub"},
 }
 
 // leaves may use no module outside the standard library (and this module's leaves).
