@@ -24,9 +24,12 @@ type Plan struct {
 	Workflow string `json:"workflow"`
 	File     string `json:"file"`
 	// MaxWorkers is the run's actions in flight at most.
-	MaxWorkers int        `json:"max_workers"`
-	Nodes      []PlanNode `json:"nodes"`
-	Total      PlanTotal  `json:"total"`
+	MaxWorkers int `json:"max_workers"`
+	// Priced says that the workflow has prices (limits.prices) or a budget in
+	// dollars; without, no dollars are worked out.
+	Priced bool       `json:"priced"`
+	Nodes  []PlanNode `json:"nodes"`
+	Total  PlanTotal  `json:"total"`
 	// Rates are the rate limits that calls name, in name order.
 	Rates   []PlanRate   `json:"rates"`
 	Budgets []PlanBudget `json:"budgets"`

@@ -32,6 +32,7 @@ func (f *figures) collect(wf *spec.Workflow) {
 	f.d = declarations(wf)
 	f.prices = f.d.prices
 	f.priced = len(f.prices) > 0 || f.d.usd || runCaps(wf, f.opts.Budget).USD > 0
+	f.plan.Priced = f.priced
 	f.deps = map[*spec.Node]origins{}
 	for _, r := range f.rows {
 		deps := union(r.reach)

@@ -18,46 +18,8 @@ func writePlan(w io.Writer, p *limit.Plan) {
 	var table strings.Builder
 	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tKIND\tITEMS\tCALLS\tTOKENS IN\tTOKENS OUT\tUSD\tPEAK\tNOTES")
-	priced := false
 	for _, n := range p.Nodes {
-		kind := n.Kind
-		if n.Action != "" {
-			kind = n.Action
-		}
-		items, calls := "-", "-"
-		if n.Kind == "map" || n.Kind == "parallel" {
-			items = count(n.Items)
-		}
-		if n.Kind == "action" {
-			calls = count(n.Calls)
-		}
-		in, out, usd := "-", "-", "-"
-		approx := ""
-		if len(n.Approximate) > 0 {
-			approx = "~"
-		}
-		switch {
-		case n.Tokens != nil:
-			in, out = approx+thousands(n.Tokens.Input), thousands(n.Tokens.Output)
-		case n.Models != nil || n.PerCall != nil:
-			in, out = "?", "?"
-			usd = "?"
-		}
-		switch {
-		case n.USD != nil && n.Tokens != nil:
-			usd = approx + planDollars(*n.USD)
-		case n.USD != nil || len(n.Unpriced) > 0:
-			usd = "?"
-		}
-		if n.USD != nil || len(n.Unpriced) > 0 {
-			priced = true
-		}
-		peak := "-"
-		if n.Kind == "action" || n.Kind == "map" || n.Kind == "parallel" {
-			peak = count(n.Peak)
-		}
-		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", strings.Repeat("  ", n.Depth), n.Node, kind,
-			items, calls, in, out, usd, peak, strings.Join(nodeNotes(n), "; "))
+		fmt.Fprintln(tw, strings.Join(planCells(p, n), "\t"))
 	}
 	t := p.Total
 	at, note := "", ""
@@ -69,9 +31,9 @@ func writePlan(w io.Writer, p *limit.Plan) {
 	}
 	usd := "-"
 	switch {
-	case priced && t.USD == 0 && len(t.Unpriced) > 0:
+	case p.Priced && t.USD == 0 && len(t.Unpriced) > 0:
 		usd = "?"
-	case priced:
+	case p.Priced:
 		usd = at + planDollars(t.USD)
 	}
 	fmt.Fprintf(tw, "TOTAL\t\t\t%s%s\t%s%s\t%s%s\t%s\t\t%s\n", at, thousands(t.Calls), at, thousands(t.Tokens.Input),
@@ -102,6 +64,43 @@ func writePlan(w io.Writer, p *limit.Plan) {
 			fmt.Fprintln(w, "a real run would fail there too: fix it before running")
 		}
 	}
+}
+
+// planCells are the cells of a node's row: "-" where a column does not apply,
+// "?" where the plan cannot know, "~" before an approximate estimate.
+func planCells(p *limit.Plan, n limit.PlanNode) []string {
+	kind := n.Kind
+	if n.Action != "" {
+		kind = n.Action
+	}
+	items, calls, peak := "-", "-", "-"
+	switch n.Kind {
+	case "map", "parallel":
+		items, peak = count(n.Items), count(n.Peak)
+	case "action":
+		calls, peak = count(n.Calls), count(n.Peak)
+	}
+	approx := ""
+	if len(n.Approximate) > 0 {
+		approx = "~"
+	}
+	in, out, usd := "-", "-", "-"
+	switch {
+	case n.Tokens != nil:
+		in, out = approx+thousands(n.Tokens.Input), thousands(n.Tokens.Output)
+		if p.Priced {
+			usd = "?"
+		}
+		if n.USD != nil {
+			usd = approx + planDollars(*n.USD)
+		}
+	case n.Models != nil || n.PerCall != nil:
+		in, out = "?", "?"
+		if p.Priced {
+			usd = "?"
+		}
+	}
+	return []string{strings.Repeat("  ", n.Depth) + n.Node, kind, items, calls, in, out, usd, peak, strings.Join(nodeNotes(n), "; ")}
 }
 
 // nodeNotes explains a node's row: what its counts depend on, what its estimate
