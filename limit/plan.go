@@ -195,7 +195,7 @@ func NewPlan(ctx context.Context, wf *spec.Workflow, inputs map[string]any, opts
 	}
 	t := analyse(wf)
 	f := &figures{plan: &Plan{Workflow: wf.Name, File: wf.File, MaxWorkers: res.MaxWorkers}, p: p, t: t, opts: opts,
-		stats: map[[2]string]*runtime.NodeStats{}, prices: map[string]spec.Price{}}
+		stats: map[[2]string]*runtime.NodeStats{}}
 	for _, ns := range stats.Nodes() {
 		f.stats[[2]string{ns.Workflow, ns.Node}] = ns
 	}
