@@ -52,6 +52,11 @@ type Spec struct {
 	// NoCache marks an action whose effects a replay would skip (running a
 	// program, writing a file): the call cache never answers for it.
 	NoCache bool
+	// ReadOnly says that a call has no effect besides its output, needs no
+	// network, no program and no waiting, and reads at most files: `flowrun plan`
+	// runs read-only calls for real (to learn, say, how many files a fan-out
+	// reads) and makes none of the others, which it only counts.
+	ReadOnly bool
 	// Func runs one attempt of the action.
 	Func Func
 }
@@ -67,6 +72,12 @@ type Meter struct {
 	// Used reads the tokens a call used from its output; false when the output
 	// does not say.
 	Used func(out map[string]any) (Usage, bool)
+	// Placeholder, when set, is the output `flowrun plan` assumes for a call
+	// it does not make, given the call's model and estimated usage: for a chat
+	// model, a reply as long as the estimate, so that a prompt built from it
+	// later is as long as it would be. Output fields it leaves out are their
+	// types' zero values.
+	Placeholder func(model string, u Usage) map[string]any
 }
 
 // Model is the model a call with these parameters uses, given the environment.

@@ -268,3 +268,19 @@ func stubServer(t *testing.T) *httptest.Server {
 	t.Cleanup(srv.Close)
 	return srv
 }
+
+// TestReadOnly pins which actions `flowrun plan` runs for real: those with no
+// effect besides their output, needing no network, program or waiting. (fail
+// has no effect either, but a plan assumes that calls succeed.)
+func TestReadOnly(t *testing.T) {
+	var got []string
+	for _, a := range All() {
+		if a.ReadOnly {
+			got = append(got, a.Name)
+		}
+	}
+	want := []string{"text.summarize", "text.split", "text.join", "text.count", "file.read", "file.list"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("read-only actions (-want +got):\n%s", diff)
+	}
+}

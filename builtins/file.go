@@ -69,7 +69,8 @@ A missing file or one that does not parse is a permanent error.
 				Output:  "lines: [buy milk, call Ada]",
 			},
 		},
-		Func: runRead,
+		ReadOnly: true,
+		Func:     runRead,
 	}
 }
 
@@ -337,7 +338,8 @@ matches nothing.
 				Output:  "paths: [config/settings.json, config/settings.yaml]",
 			},
 		},
-		Func: runList,
+		ReadOnly: true,
+		Func:     runList,
 	}
 }
 

@@ -79,8 +79,9 @@ messages:
 max_tokens: 200`,
 			},
 		},
-		Meter: &action.Meter{ModelParam: "model", ModelEnv: "FLOWRUN_LLM_MODEL", Estimate: chatEstimate, Used: chatUsed},
-		Func:  runChat,
+		Meter: &action.Meter{ModelParam: "model", ModelEnv: "FLOWRUN_LLM_MODEL", Estimate: chatEstimate, Used: chatUsed,
+			Placeholder: chatPlaceholder},
+		Func: runChat,
 	}
 }
 
@@ -112,6 +113,20 @@ func chatEstimate(p action.Params) action.Usage {
 		out = p.Int("max_tokens")
 	}
 	return action.Usage{Input: (n+3)/4 + 4, Output: out}
+}
+
+// chatPlaceholder is the reply `flowrun plan` assumes for a call it does not
+// make: as many tokens of text as the estimate's reply (four bytes a token, the
+// estimate's own rule, so that a prompt made of replies is estimated as it will
+// be), and the estimate as usage.
+func chatPlaceholder(model string, u action.Usage) map[string]any {
+	n := max(u.Output, 0) * 4 // bytes
+	text := strings.Repeat("word ", (n+4)/5)[:max(n-1, 0)]
+	return map[string]any{
+		"text":  text,
+		"model": model,
+		"usage": map[string]any{"prompt_tokens": u.Input, "completion_tokens": u.Output, "total_tokens": u.Total()},
+	}
 }
 
 // chatUsed reads the usage a reply reported.

@@ -344,3 +344,26 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestChatPlaceholder: the reply a plan assumes is as long as the estimate says
+// (so a prompt built from it is estimated as it will be) and reports the
+// estimate as its usage, the way Used reads a real reply.
+func TestChatPlaceholder(t *testing.T) {
+	m := llmChat().Meter
+	for _, n := range []int{0, 1, 7, 200} {
+		out := m.Placeholder("gpt-4o-mini", action.Usage{Input: 30, Output: n})
+		text := out["text"].(string)
+		if got := m.Estimate(action.Params{"prompt": text, "max_tokens": 1}).Input - 4; got != n && !(n == 0 && got == 0) {
+			t.Errorf("a placeholder of %d tokens is estimated at %d (%q)", n, got, text)
+		}
+		if u, ok := m.Used(out); (n > 0 || ok) && (!ok || u != (action.Usage{Input: 30, Output: n})) {
+			t.Errorf("usage of the placeholder: %v %v, want 30 in, %d out", u, ok, n)
+		}
+		if out["model"] != "gpt-4o-mini" {
+			t.Errorf("model %v", out["model"])
+		}
+	}
+	if out := m.Placeholder("m", action.Usage{Output: -3}); out["text"] != "" {
+		t.Errorf("a negative estimate gives %q", out["text"])
+	}
+}

@@ -46,7 +46,8 @@ sentences:
   - Reliable software needs good tools, and Go ships them.
 words: 29`,
 		}},
-		Func: runSummarize,
+		ReadOnly: true,
+		Func:     runSummarize,
 	}
 }
 
@@ -129,7 +130,8 @@ Every chunk is trimmed of surrounding white space and empty chunks are dropped.
 				Output:  "chunks: [the quick, brown fox, jumps over, the lazy dog]",
 			},
 		},
-		Func: runSplit,
+		ReadOnly: true,
+		Func:     runSplit,
 	}
 }
 
@@ -178,7 +180,8 @@ object keys sorted, so the result is deterministic.`,
 			With:    "parts: [alpha, 2, true, {k: v}]\nseparator: \", \"",
 			Output:  `text: 'alpha, 2, true, {"k":"v"}'`,
 		}},
-		Func: runJoin,
+		ReadOnly: true,
+		Func:     runJoin,
 	}
 }
 
@@ -220,7 +223,8 @@ lines of text, where a final line break does not start another line. An empty te
 			With:    "text: \"héllo wörld\\nsecond line\\n\"",
 			Output:  "words: 4\nchars: 24\nlines: 2",
 		}},
-		Func: runCount,
+		ReadOnly: true,
+		Func:     runCount,
 	}
 }
 

@@ -81,48 +81,65 @@ func New(wf *spec.Workflow, next action.Executor, opts Options) *Limits {
 	}
 	l := &Limits{next: next, opts: opts, clock: opts.Clock, rates: map[string]*rate{}, prices: map[string]spec.Price{},
 		scopes: map[string]*budget{}}
-	seen := map[*spec.Workflow]bool{}
-	var walk func(w *spec.Workflow)
-	walk = func(w *spec.Workflow) { // the outermost declaration of a name wins
-		if seen[w] {
-			return
-		}
-		seen[w] = true
-		for _, name := range w.Limits.RateNames {
-			if l.rates[name] == nil {
-				l.rates[name] = newRate(w.Limits.Rates[name], opts.MaxConcurrency, opts.Clock)
-				l.names = append(l.names, name)
-			}
-		}
-		for model, p := range w.Limits.Prices {
-			if _, ok := l.prices[model]; !ok {
-				l.prices[model] = p
-			}
-		}
-		for _, n := range w.Nodes {
-			if n.Map != nil && n.Map.Budget != nil && n.Map.Budget.USD > 0 {
-				l.usd = true
-			}
-			if n.Workflow != nil {
-				walk(n.Workflow)
-			}
-		}
+	d := declarations(wf)
+	for _, name := range d.names {
+		l.rates[name] = newRate(d.rates[name], opts.MaxConcurrency, opts.Clock)
 	}
-	walk(wf)
-	slices.Sort(l.names)
-	caps := action.Budget{Scope: "run"}
-	if b := wf.Limits.Budget; b != nil {
-		caps.Tokens, caps.USD, caps.Calls = b.Tokens, b.USD, b.Calls
-	}
-	if o := opts.Budget; o.Tokens > 0 || o.USD > 0 || o.Calls > 0 {
-		caps.Tokens, caps.USD, caps.Calls = cmpOr(o.Tokens, caps.Tokens), cmpOr(o.USD, caps.USD), cmpOr(o.Calls, caps.Calls)
-	}
+	l.names, l.prices, l.usd = d.names, d.prices, d.usd
+	caps := runCaps(wf, opts.Budget)
 	if caps.Tokens > 0 || caps.USD > 0 || caps.Calls > 0 {
 		l.run = &budget{name: "run", caps: caps, spent: spentOf(opts.Spent[""])}
 		l.order = append(l.order, l.run)
 		l.usd = l.usd || caps.USD > 0
 	}
 	return l
+}
+
+// declared is what a workflow and its sub-workflows declare for limits: the
+// rate limits and prices (the outermost declaration of a name wins), and whether
+// a map has a budget in dollars.
+type declared struct {
+	rates  map[string]*spec.Rate
+	names  []string // of the rates, sorted
+	prices map[string]spec.Price
+	usd    bool
+}
+
+func declarations(wf *spec.Workflow) declared {
+	d := declared{rates: map[string]*spec.Rate{}, prices: map[string]spec.Price{}}
+	for _, w := range workflows(wf) {
+		for _, name := range w.Limits.RateNames {
+			if d.rates[name] == nil {
+				d.rates[name] = w.Limits.Rates[name]
+				d.names = append(d.names, name)
+			}
+		}
+		for model, p := range w.Limits.Prices {
+			if _, ok := d.prices[model]; !ok {
+				d.prices[model] = p
+			}
+		}
+		for _, n := range w.Nodes {
+			if n.Map != nil && n.Map.Budget != nil && n.Map.Budget.USD > 0 {
+				d.usd = true
+			}
+		}
+	}
+	slices.Sort(d.names)
+	return d
+}
+
+// runCaps are the caps of a run's budget: limits.budget, each cap replaced by
+// override's when that is set (flowrun run --budget-usd).
+func runCaps(wf *spec.Workflow, override action.Budget) action.Budget {
+	caps := action.Budget{Scope: "run"}
+	if b := wf.Limits.Budget; b != nil {
+		caps.Tokens, caps.USD, caps.Calls = b.Tokens, b.USD, b.Calls
+	}
+	if o := override; o.Tokens > 0 || o.USD > 0 || o.Calls > 0 {
+		caps.Tokens, caps.USD, caps.Calls = cmpOr(o.Tokens, caps.Tokens), cmpOr(o.USD, caps.USD), cmpOr(o.Calls, caps.Calls)
+	}
+	return caps
 }
 
 func cmpOr[T int64 | float64](a, b T) T {

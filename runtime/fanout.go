@@ -115,6 +115,7 @@ func (c *chain) fanOut(ctx context.Context, node *spec.Node) error {
 		fo.mu.Unlock()
 	})()
 	workers := min(conc, n)
+	fo.stats.widen(int64(workers))
 	var wg sync.WaitGroup
 	for w := 1; w < workers; w++ {
 		wg.Add(1)

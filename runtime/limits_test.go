@@ -163,3 +163,40 @@ nodes:
 		}
 	})
 }
+
+// TestWidth checks what a run reports of its limits: the action slots it had,
+// and per map and parallel the items one run of it may have in flight.
+func TestWidth(t *testing.T) {
+	tests := []struct {
+		file    string // in testdata/limits.txtar
+		workers int
+		slots   int
+		width   map[string]int64 // workflow/node → width
+	}{
+		{"map-concurrency.yaml", 16, 16, map[string]int64{"workflow/fan": 3}},
+		{"limits-concurrency.yaml", 0, 4, map[string]int64{"workflow/fan": 30}},
+		{"run-wide-cap.yaml", 7, 7, map[string]int64{"workflow/outer": 6, "workflow/both": 2, "workflow/inner": 6, "sub/fan": 6}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			tr := &tracker{}
+			wf := loadArchive(t, testRegistry(t, tr.action()), "limits", tt.file)
+			res, err := runtime.Run(context.Background(), wf, nil, runtime.Options{MaxWorkers: tt.workers})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.MaxWorkers != tt.slots {
+				t.Errorf("MaxWorkers %d, want %d", res.MaxWorkers, tt.slots)
+			}
+			got := map[string]int64{}
+			for _, ns := range res.Stats.Nodes() {
+				if ns.Kind == "map" || ns.Kind == "parallel" {
+					got[ns.Workflow+"/"+ns.Node] = ns.Width.Load()
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.width) {
+				t.Errorf("widths %v, want %v", got, tt.width)
+			}
+		})
+	}
+}

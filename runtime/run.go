@@ -96,6 +96,9 @@ type Result struct {
 	Duration           time.Duration
 	// Stats are the run's counters per node.
 	Stats *Stats
+	// MaxWorkers is the number of actions the run allowed in flight at once
+	// (Options.MaxWorkers, else limits.concurrency, else 16).
+	MaxWorkers int
 }
 
 // Run runs the workflow with the given inputs (initial values of state fields) and
@@ -135,7 +138,7 @@ func Run(ctx context.Context, wf *spec.Workflow, inputs map[string]any, opts Opt
 		r.fail(f)
 	}
 	res := &Result{RunID: r.id, Duration: end.Sub(start), Failures: sortFailures(r.failureList()),
-		Items: int(r.itemsDone.Load()), FailedItems: int(r.itemsFailed.Load()), Stats: r.stats}
+		Items: int(r.itemsDone.Load()), FailedItems: int(r.itemsFailed.Load()), Stats: r.stats, MaxWorkers: cap(r.slots)}
 	res.Status = StatusSucceeded
 	if err != nil {
 		res.Status = StatusFailed

@@ -40,6 +40,10 @@ type NodeStats struct {
 	// For maps and parallels: the items started so far (known when each map
 	// instance starts), those done, failed, and waiting to retry now.
 	Items, Done, Failed, Retrying atomic.Int64
+	// Width, for maps and parallels, is the most items one run of the node may
+	// have in flight: the smaller of its concurrency and its items, the largest
+	// over its runs.
+	Width atomic.Int64
 }
 
 // Nodes returns the nodes seen so far, in the order they first ran.
@@ -64,6 +68,16 @@ func (s *Stats) node(workflow, node, kind, parent string, depth int) *NodeStats 
 	s.byKey[k] = ns
 	s.nodes = append(s.nodes, ns)
 	return ns
+}
+
+// widen raises Width to n.
+func (ns *NodeStats) widen(n int64) {
+	for {
+		w := ns.Width.Load()
+		if n <= w || ns.Width.CompareAndSwap(w, n) {
+			return
+		}
+	}
 }
 
 // ran adds one execution of d to the node.

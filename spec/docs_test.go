@@ -52,14 +52,14 @@ func yamlBlocks(md string) []docBlock {
 }
 
 // TestDocExamples loads every complete workflow (a ```yaml block) of the language
-// reference, how-it-works.md and the README, and fails on any error or warning, so that the
+// reference, how-it-works.md, plan.md and the README, and fails on any error or warning, so that the
 // examples stay valid as the language changes. Snippets (```yaml fragment) must at
 // least be valid YAML. Each block is parsed as if it were the Markdown file itself,
 // padded with blank lines, so that a message's file:line:col points into the
 // Markdown, and a sub-workflow path resolves against docs/.
 func TestDocExamples(t *testing.T) {
 	reg := registry(t)
-	for _, doc := range []string{"../docs/language.md", "../docs/how-it-works.md", "../README.md"} {
+	for _, doc := range []string{"../docs/language.md", "../docs/how-it-works.md", "../docs/plan.md", "../README.md"} {
 		src, err := os.ReadFile(doc)
 		if err != nil {
 			t.Fatal(err)

@@ -21,6 +21,7 @@ type Expr struct {
 	Src  string
 	Pos  Pos // where the expression's text starts in the file
 	prog *vm.Program
+	uses Uses // what it reads of its variables
 }
 
 // EnvFunc is the type of the `env(name, default)` function in expressions; the
@@ -214,7 +215,7 @@ func (p *parser) compile(src string, loc locator, off int, sc *scope) *Expr {
 	for _, e := range check.errs {
 		p.errs = append(p.errs, e)
 	}
-	return &Expr{Src: src, Pos: at, prog: prog}
+	return &Expr{Src: src, Pos: at, prog: prog, uses: usesOf(prog.Node())}
 }
 
 // escapeControls writes raw newlines and tabs inside the expression's string literals

@@ -43,13 +43,15 @@ func (e *env) actionsCommand() *cli.Command {
 }
 
 func listActions(w io.Writer, reg *action.Registry) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACTION\tSUMMARY")
+	var table strings.Builder
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACTION\tSUMMARY\tREAD-ONLY")
 	for _, a := range reg.Specs() {
-		fmt.Fprintf(tw, "%s\t%s\n", a.Name, a.Summary)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Name, a.Summary, yes(a.ReadOnly))
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "\nflowrun actions NAME describes one.")
+	writeTrimmed(w, table.String())
+	fmt.Fprintln(w, "\nflowrun actions NAME describes one. Read-only actions have no effect besides their output:\nflowrun plan runs them, and only counts the calls of the others.")
 }
 
 // paramType describes a parameter's type for people: "list of strings", "duration".
@@ -83,8 +85,23 @@ func paramDefault(p action.Param) string {
 	return "optional"
 }
 
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return ""
+}
+
+// readOnlyNote says what flowrun plan does with an action's calls.
+func readOnlyNote(a *action.Spec) string {
+	if a.ReadOnly {
+		return "Read-only: it has no effect besides its output, so `flowrun plan` runs it for real."
+	}
+	return "Not read-only: `flowrun plan` does not call it; it counts the call and assumes an output."
+}
+
 func describeAction(w io.Writer, a *action.Spec) {
-	fmt.Fprintf(w, "%s: %s\n\n%s\n\nParameters (with:)\n", a.Name, a.Summary, strings.TrimSpace(a.Doc))
+	fmt.Fprintf(w, "%s: %s\n\n%s\n\n%s\n\nParameters (with:)\n", a.Name, a.Summary, strings.TrimSpace(a.Doc), readOnlyNote(a))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, p := range a.Params {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p.Name, paramType(p), paramDefault(p), oneLine(p.Doc))
@@ -152,12 +169,14 @@ func actionsMarkdown(w io.Writer, reg *action.Registry) {
 	fmt.Fprint(w, "result as `output` in `update`, `set` and `next`. Any parameter may be a template\n")
 	fmt.Fprint(w, "(`\"${{ input.text }}\"`) computed per item; literal values are checked when the workflow\n")
 	fmt.Fprint(w, "loads. `flowrun actions NAME` prints the same reference in the terminal.\n\n")
-	fmt.Fprint(w, "| action | summary |\n| --- | --- |\n")
+	fmt.Fprint(w, "Read-only actions have no effect besides their output: [`flowrun plan`](plan.md) runs\n")
+	fmt.Fprint(w, "them for real, and only counts the calls of the others.\n\n")
+	fmt.Fprint(w, "| action | summary | read-only |\n| --- | --- | --- |\n")
 	for _, a := range reg.Specs() {
-		fmt.Fprintf(w, "| [`%s`](#%s) | %s |\n", a.Name, anchor(a.Name), cell(a.Summary))
+		fmt.Fprintf(w, "| [`%s`](#%s) | %s | %s |\n", a.Name, anchor(a.Name), cell(a.Summary), yes(a.ReadOnly))
 	}
 	for _, a := range reg.Specs() {
-		fmt.Fprintf(w, "\n## %s\n\n%s\n\n%s\n\n", a.Name, a.Summary, strings.TrimSpace(a.Doc))
+		fmt.Fprintf(w, "\n## %s\n\n%s\n\n%s\n\n%s\n\n", a.Name, a.Summary, strings.TrimSpace(a.Doc), readOnlyNote(a))
 		fmt.Fprint(w, "### Parameters\n\n")
 		var params [][]string
 		for _, p := range a.Params {

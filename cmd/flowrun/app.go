@@ -97,6 +97,7 @@ func (e *env) app() *cli.App {
 		},
 		Commands: []*cli.Command{
 			e.runCommand(),
+			e.planCommand(),
 			e.resumeCommand(),
 			e.runsCommand(),
 			e.validateCommand(),

@@ -24,9 +24,17 @@ type Options struct {
 	Burst    float64
 	// RetryAfter is the Retry-After header of a 429 ("" leaves it out).
 	RetryAfter string
-	// PromptTokens and CompletionTokens are the usage each reply reports; a zero
-	// PromptTokens counts a token per four bytes of the messages.
+	// PromptTokens and CompletionTokens are the usage each reply reports. A zero
+	// PromptTokens counts the messages as a tokenizer for English roughly would,
+	// and otherwise than flowrun's estimate (a token per four bytes): four
+	// tokens for every three words, four per message and three for the reply. The
+	// completion tokens are at most the request's max_tokens; a zero
+	// CompletionTokens means max_tokens.
 	PromptTokens, CompletionTokens int
+	// FullReplies makes each reply as long as its completion tokens (three words
+	// for every four tokens), as a real model's is; otherwise a reply is
+	// "summary of " and the prompt's first six words.
+	FullReplies bool
 	// Latency is how long each reply takes.
 	Latency time.Duration
 }
@@ -106,16 +114,15 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":{"message":"bad request"}}`, http.StatusBadRequest)
 		return
 	}
-	size, prompt := 0, ""
+	prompt := ""
 	for _, m := range req.Messages {
-		size += len(m.Content)
 		if m.Role == "user" {
 			prompt = m.Content
 		}
 	}
 	in := s.opts.PromptTokens
 	if in == 0 {
-		in = (size + 3) / 4
+		in = PromptTokens(req.contents())
 	}
 	out := s.opts.CompletionTokens
 	if req.MaxTokens > 0 && (out == 0 || out > req.MaxTokens) {
@@ -163,6 +170,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	if len(words) > 0 {
 		reply = "summary of " + strings.Join(words[:min(len(words), 6)], " ")
 	}
+	if s.opts.FullReplies {
+		reply = fill(reply, out*3/4)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{
 		"model":   req.Model,
@@ -170,6 +180,35 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		"usage":   map[string]any{"prompt_tokens": in, "completion_tokens": out, "total_tokens": in + out},
 	})
 }
+
+func (r *request) contents() []string {
+	out := make([]string, len(r.Messages))
+	for i, m := range r.Messages {
+		out[i] = m.Content
+	}
+	return out
+}
+
+// PromptTokens counts the tokens of messages as the stub does: four for every
+// three words (rounded up), four per message, and three that prime the reply.
+func PromptTokens(messages []string) int {
+	n := 3
+	for _, m := range messages {
+		n += 4 + (len(strings.Fields(m))*4+2)/3
+	}
+	return n
+}
+
+// fill makes a reply of the given number of words, starting with text.
+func fill(text string, words int) string {
+	w := strings.Fields(text)
+	for i := 0; len(w) < words; i++ {
+		w = append(w, fillWords[i%len(fillWords)])
+	}
+	return strings.Join(w[:min(len(w), max(words, 1))], " ")
+}
+
+var fillWords = strings.Fields("the report describes how the team found the cause fixed it and what changes follow")
 
 // bucket is a token bucket: capacity burst seconds' worth, refilled at perSecond.
 type bucket struct {
@@ -193,7 +232,7 @@ func (b *bucket) has(now time.Time, n float64) bool {
 func (b *bucket) take(n float64) { b.level -= n }
 
 // ParseOptions reads options from flag-like words (rpm=600 tpm=90000 burst=1
-// retry-after=1 prompt=20 completion=20 latency=50ms), for scripts.
+// retry-after=1 prompt=20 completion=20 latency=50ms reply=full), for scripts.
 func ParseOptions(args []string) (Options, error) {
 	var o Options
 	for _, a := range args {
@@ -217,6 +256,11 @@ func ParseOptions(args []string) (Options, error) {
 			o.CompletionTokens, err = strconv.Atoi(v)
 		case "latency":
 			o.Latency, err = time.ParseDuration(v)
+		case "reply":
+			if v != "full" && v != "short" {
+				err = fmt.Errorf("expected full or short")
+			}
+			o.FullReplies = v == "full"
 		default:
 			return o, fmt.Errorf("llmstub: unknown option %q", k)
 		}
